@@ -1,0 +1,3 @@
+from kfgen.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,230 @@
+"""Load a stack file into plain data plus the line and column of every key and value.
+
+Hardened for untrusted input: a size cap, UTF-8 only, no tabs in indentation, one document,
+no duplicate keys, only the plain YAML tags, and a cap on the nodes that aliases expand to
+(a "billion laughs" file is refused after a bounded walk, not after filling memory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from kfgen.errors import InputError, Problem
+
+MAX_BYTES = 1024 * 1024
+MAX_NODES = 200_000
+
+Path_ = tuple[str | int, ...]
+
+_TAG = "tag:yaml.org,2002:"
+
+
+@dataclass
+class Document:
+    """Plain data of one YAML file and where each part of it was written."""
+
+    file: str
+    data: Any
+    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
+        """Line and column (1-based) of `path`, or of its nearest written ancestor."""
+        path = tuple(path)
+        while True:
+            table = self.keys if key and path in self.keys else self.values
+            if path in table:
+                return table[path]
+            if not path:
+                return (1, 1)
+            path = path[:-1]
+            key = False
+
+    def problem(self, path: Path_, message: str, *, key: bool = False) -> Problem:
+        line, col = self.position(path, key=key)
+        return Problem(self.file, line, col, format_path(path), message)
+
+
+def format_path(path: Path_) -> str:
+    """`('spec', 'steps', 2, 'name')` -> `spec.steps[2].name`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def load_file(path: Path, display: str | None = None) -> Document:
+    """Read and parse one YAML mapping file; every problem raises InputError with positions."""
+    display = display or str(path)
+    return load_bytes(read_input(path, display), display)
+
+
+def read_input(path: Path, display: str) -> bytes:
+    """The bytes of an input file, or one clear InputError."""
+    try:
+        if path.is_file() and path.stat().st_size > MAX_BYTES:
+            raise InputError(Problem(display, 1, 1, "", f"file is {path.stat().st_size} bytes, over the {MAX_BYTES}-byte limit"))
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(Problem(display, 1, 1, "", "file not found")) from None
+    except IsADirectoryError:
+        raise InputError(Problem(display, 1, 1, "", "is a directory, expected a YAML file")) from None
+    except OSError as exc:
+        raise InputError(Problem(display, 1, 1, "", f"cannot read: {exc.strerror}")) from None
+
+
+def load_bytes(raw: bytes, display: str) -> Document:
+    """Parse YAML bytes (see module docstring for what is refused)."""
+    if len(raw) > MAX_BYTES:
+        raise InputError(Problem(display, 1, 1, "", f"file is {len(raw)} bytes, over the {MAX_BYTES}-byte limit"))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InputError(Problem(display, line, col, "", "not valid UTF-8 (save the file as UTF-8)")) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    _refuse_tabs(text, display)
+    try:
+        nodes = list(YAML(typ="rt").compose_all(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        reason = (exc.problem or exc.context or "invalid YAML").strip()
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise InputError(Problem(display, line, col, "", f"invalid YAML: {reason}")) from None
+    except YAMLError as exc:
+        raise InputError(Problem(display, 1, 1, "", f"invalid YAML: {exc}")) from None
+    nodes = [n for n in nodes if n is not None]
+    if not nodes:
+        raise InputError(Problem(display, 1, 1, "", "the file is empty, expected a mapping"))
+    if len(nodes) > 1:
+        mark = nodes[1].start_mark
+        raise InputError(Problem(display, mark.line + 1, 1, "", "expected one YAML document, found several"))
+    return _Converter(display).document(nodes[0])
+
+
+def _refuse_tabs(text: str, display: str) -> None:
+    for number, line in enumerate(text.splitlines(), 1):
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        if "\t" in indent:
+            raise InputError(Problem(display, number, indent.index("\t") + 1, "", "tab in indentation; YAML indents with spaces"))
+
+
+def _tag(node: Node) -> str:
+    tag = node.tag
+    return str(getattr(tag, "value", tag) or "")
+
+
+class _Converter:
+    """Turn a composed node graph into plain data, recording positions and collecting problems."""
+
+    def __init__(self, display: str):
+        self.doc = Document(display, None)
+        self.problems: list[Problem] = []
+        self.budget = MAX_NODES
+
+    def document(self, root: Node) -> Document:
+        self.doc.data = self.value(root, ())
+        if self.problems:
+            raise InputError(self.problems)
+        return self.doc
+
+    def _at(self, node: Node, path: Path_, message: str) -> None:
+        self.problems.append(Problem(self.doc.file, node.start_mark.line + 1, node.start_mark.column + 1, format_path(path), message))
+
+    def value(self, node: Node, path: Path_) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            self.problems = [Problem(self.doc.file, node.start_mark.line + 1, node.start_mark.column + 1, format_path(path),
+                                     f"document expands to more than {MAX_NODES} nodes (aliases); refused")]
+            raise InputError(self.problems)
+        self.doc.values.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, MappingNode):
+            return self.mapping(node, path)
+        if isinstance(node, SequenceNode):
+            if _tag(node) not in (_TAG + "seq", "!", ""):
+                self._at(node, path, f"unsupported YAML tag {_tag(node)!r}")
+            return [self.value(item, path + (i,)) for i, item in enumerate(node.value)]
+        return self.scalar(node, path)
+
+    def mapping(self, node: MappingNode, path: Path_) -> dict:
+        if _tag(node) not in (_TAG + "map", "!", ""):
+            self._at(node, path, f"unsupported YAML tag {_tag(node)!r}")
+        out: dict = {}
+        seen: dict[Any, int] = {}
+        merged: dict = {}
+        for key_node, value_node in node.value:
+            if _tag(key_node) == _TAG + "merge":
+                merged.update(self._merge_source(value_node, path))
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self._at(key_node, path, "mapping keys must be plain scalars")
+                continue
+            key = self.scalar(key_node, path)
+            if not isinstance(key, str):
+                key = str(key_node.value)
+            if key in seen:
+                self._at(key_node, path + (key,), f"duplicate key {key!r} (first on line {seen[key]})")
+                continue
+            seen[key] = key_node.start_mark.line + 1
+            self.doc.keys[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key] = self.value(value_node, path + (key,))
+        for key, value in merged.items():
+            out.setdefault(key, value)
+        return out
+
+    def _merge_source(self, node: Node, path: Path_) -> dict:
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        merged: dict = {}
+        for source in sources:
+            if not isinstance(source, MappingNode):
+                self._at(source, path, "a merge key (<<) needs a mapping or a list of mappings")
+                continue
+            for key, value in self.mapping(source, path).items():
+                merged.setdefault(key, value)
+        return merged
+
+    def scalar(self, node: ScalarNode, path: Path_) -> Any:
+        tag, text = _tag(node), node.value
+        if tag in (_TAG + "str", "!"):
+            return text
+        if tag == _TAG + "null":
+            return None
+        if tag == _TAG + "bool":
+            return text.lower() == "true"
+        if tag == _TAG + "int":
+            return _parse_int(text)
+        if tag == _TAG + "float":
+            return _parse_float(text)
+        if tag == _TAG + "timestamp":
+            return text  # dates stay the text that was written
+        self._at(node, path, f"unsupported YAML tag {tag!r}; only plain strings, numbers, booleans, lists and mappings are allowed")
+        return None
+
+
+def _parse_int(text: str) -> int:
+    clean = text.replace("_", "")
+    sign = -1 if clean.startswith("-") else 1
+    digits = clean.lstrip("+-")
+    if digits.startswith("0o"):
+        return sign * int(digits[2:], 8)
+    if digits.startswith("0x"):
+        return sign * int(digits[2:], 16)
+    return sign * int(digits, 10)
+
+
+def _parse_float(text: str) -> float:
+    lowered = text.lower().replace("_", "")
+    if lowered.lstrip("+-") in (".inf", ".nan"):
+        return float(lowered.replace(".", ""))
+    return float(lowered)

@@ -1,0 +1,84 @@
+"""Cloud and accelerator profiles: data from overlays/ (and the user's folders) as frozen models."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+from jsonschema import Draft202012Validator
+
+from kfgen.errors import Problem
+from kfgen.load import Document
+from kfgen.model import AcceleratorProfile, CloudProfile, Placement, frozen
+from kfgen.schema import explain_error
+from kfgen.shipped import shipped_dir
+
+_SCHEMA_FILES = {"clouds": "cloud-profile.schema.json", "accelerators": "accelerator-profile.schema.json"}
+
+
+@cache
+def _validator(kind: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads((shipped_dir("schemas") / _SCHEMA_FILES[kind]).read_text()))
+
+
+def profile_problems(doc: Document, kind: str) -> list[Problem]:
+    """Schema problems of one profile file, located in that file."""
+    problems: list[Problem] = []
+    for error in _validator(kind).iter_errors(doc.data):
+        problems.extend(explain_error(doc, error))
+    return problems
+
+
+def _placement(data: dict) -> Placement:
+    return Placement(
+        max_per_node=data.get("maxPerNode"),
+        node_selector=frozen(dict(data.get("nodeSelector") or {})),
+        instance_types=tuple(data.get("instanceTypes") or ()),
+        tolerations=frozen(list(data.get("tolerations") or [])),
+    )
+
+
+def accelerator_profile(doc: Document) -> AcceleratorProfile:
+    """An AcceleratorProfile from a schema-valid document."""
+    d = doc.data
+    return AcceleratorProfile(
+        name=d["name"],
+        description=d.get("description", d["name"]),
+        resource=d.get("resource"),
+        shared_memory=bool(d.get("sharedMemory", False)),
+        tolerations=frozen(list(d.get("tolerations") or [])),
+        image_variants=tuple((v["repository"], v["tagSuffix"]) for v in d.get("imageVariants") or []),
+        mig_profiles=tuple((d.get("mig") or {}).get("profiles") or ()),
+        tpu=frozen(d["tpu"]) if d.get("tpu") else None,
+        placement=frozen({scheme: _placement(p) for scheme, p in d["placement"].items()}),
+        source=doc.file,
+    )
+
+
+def cloud_profile(doc: Document) -> CloudProfile:
+    """A CloudProfile from a schema-valid document."""
+    d = doc.data
+    identity = d.get("identity") or {}
+    return CloudProfile(
+        name=d["name"],
+        description=d.get("description", d["name"]),
+        scheme=d["scheme"],
+        storage_class=d.get("storageClass"),
+        storage_classes=frozen(list(d.get("storageClasses") or [])),
+        identity_annotation=identity.get("serviceAccountAnnotation"),
+        identity_pod_labels=frozen(dict(identity.get("podLabels") or {})),
+        identity_format=identity.get("format"),
+        identity_example=identity.get("example"),
+        load_balancer=frozen(dict(d.get("loadBalancer") or {})),
+        service_type=d.get("serviceType", "LoadBalancer"),
+        artifacts=d.get("artifacts"),
+        placements=frozen({name: _placement(p) for name, p in (d.get("accelerators") or {}).items()}),
+        source=doc.file,
+    )
+
+
+def profile_index(docs: dict[str, list[Document]]) -> tuple[dict[str, CloudProfile], dict[str, AcceleratorProfile]]:
+    """Profiles by name; a later document (the user's) replaces an earlier one of the same name."""
+    clouds = {p.name: p for p in map(cloud_profile, docs.get("clouds", []))}
+    accelerators = {p.name: p for p in map(accelerator_profile, docs.get("accelerators", []))}
+    return dict(sorted(clouds.items())), dict(sorted(accelerators.items()))

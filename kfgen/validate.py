@@ -1,0 +1,423 @@
+"""From a schema-valid stack document to the frozen Stack: defaults, per-environment overrides and
+the rules a JSON Schema cannot express. Pure: it only reads the in-memory Sources.
+
+Every problem points at the line where the deciding value was written: an environment's override
+when there is one, else the stack's own value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Callable
+
+from kfgen.errors import InputError, Problem
+from kfgen.model import (COMPONENTS, REPLICA_TYPES, RUNS_ON, Artifacts, Component, Environment, GitOps,
+                         NotebookProfile, Patch, Pipeline, Resources, Route, RunPolicy, ServedModel, Stack, Step,
+                         Sync, TrainingJob, Waiver, Workloads, frozen)
+from kfgen.accelerators import resolve_class
+from kfgen.profiles import profile_index
+from kfgen.quantity import canonical_quantity, parse_quantity
+from kfgen.schema import schema_at
+from kfgen.sources import Sources
+
+Where = Callable[[tuple], tuple]
+DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+PREPACKAGED_PROTOCOL = {"TENSORFLOW_SERVER": "tensorflow", "TRITON_SERVER": "v2", "SKLEARN_SERVER": "seldon",
+                        "XGBOOST_SERVER": "seldon", "CUSTOM": "seldon"}
+PROD_NAMES = ("prod", "production")
+
+DEFAULT_RESOURCES = {
+    "training": ({"cpu": "1", "memory": "2Gi"}, {"cpu": "2", "memory": "4Gi"}),
+    "serving": ({"cpu": "500m", "memory": "1Gi"}, {"cpu": "1", "memory": "2Gi"}),
+    "step": ({"cpu": "250m", "memory": "512Mi"}, {"cpu": "1", "memory": "1Gi"}),
+    "notebook": ({"cpu": "500m", "memory": "1Gi"}, {"cpu": "2", "memory": "4Gi"}),
+}
+
+
+def build_stack(sources: Sources) -> Stack:
+    """The validated Stack, or InputError listing every problem of the file."""
+    builder = _Builder(sources)
+    stack = builder.build()
+    if builder.problems:
+        raise InputError(builder.problems)
+    return stack
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """Mappings merge key by key; anything else in the override replaces the base."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = deep_merge(base.get(key), value) if key in base else value
+        return merged
+    return override
+
+
+def image_problem(image: str) -> str | None:
+    """Why an image reference is not pinned, or None."""
+    if "@sha256:" in image:
+        return None
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return f"image {image!r} has no tag; pin a version (e.g. {image}:1.2.3) or a digest"
+    if last.rsplit(":", 1)[1] == "latest":
+        return f"image {image!r} uses 'latest'; pin a version or a digest"
+    return None
+
+
+class _Builder:
+    def __init__(self, sources: Sources):
+        self.sources = sources
+        self.doc = sources.doc
+        self.spec = self.doc.data["spec"]
+        self.problems: list[Problem] = []
+        self.clouds, self.accelerators = profile_index(sources.profiles)
+
+    def fail(self, path: tuple, message: str, *, key: bool = False) -> None:
+        self.problems.append(self.doc.problem(path, message, key=key))
+
+    def build(self) -> Stack:
+        spec = self.spec
+        stack_where: Where = lambda rel: ("spec",) + rel
+        components = self.components(spec.get("components") or {}, stack_where)
+        workloads = self.workloads(spec.get("workloads") or {}, stack_where)
+        self.check_namespaces(components, workloads, stack_where)
+        environments = tuple(self.environment(name, env) for name, env in sorted(spec["environments"].items()))
+        gitops = spec["gitops"]
+        if ".." in gitops.get("path", "deploy").split("/"):
+            self.fail(("spec", "gitops", "path"), "must stay inside the repository (no '..')")
+        return Stack(
+            name=self.doc.data["metadata"]["name"],
+            kubernetes_version=spec.get("kubernetesVersion", _default("spec.kubernetesVersion")),
+            gitops=GitOps(gitops["repoURL"], gitops.get("targetRevision", "main"), gitops.get("path", "deploy"),
+                          gitops.get("argocdNamespace", "argocd")),
+            components=frozen(components),
+            workloads=workloads,
+            environments=environments,
+            waivers=tuple(Waiver(w["policy"], w["kind"], w["name"], w.get("namespace"), w["reason"]) for w in spec.get("waivers") or []),
+            files=frozen(dict(self.sources.files)),
+            digest=self.sources.digest(),
+        )
+
+    # --- components ------------------------------------------------------------------------
+
+    def components(self, data: dict, where: Where) -> dict[str, Component]:
+        return {name: self.component(name, data.get(name) or {}, where) for name in COMPONENTS}
+
+    def component(self, name: str, data: dict, where: Where) -> Component:
+        path = ("components", name)
+        settings: dict[str, Any] = {}
+        if name == "argo-workflows":
+            server = data.get("server") or {}
+            settings = {"server_enabled": server.get("enabled", True), "auth_modes": tuple(server.get("authModes") or ["client"])}
+        elif name == "ambassador":
+            settings = {"hostname": data.get("hostname"), "tls_secret": data.get("tlsSecret")}
+        elif name == "jupyterhub":
+            auth = data.get("auth") or {}
+            settings = {"secret_name": data.get("secretName", "hub-secrets"), "auth_type": auth.get("type", "dummy"),
+                        "admins": tuple(auth.get("admins") or ()), "allowed_users": tuple(auth.get("allowedUsers") or ()),
+                        "user_storage": canonical_quantity(data.get("userStorage", "10Gi"))}
+        component = Component(
+            name=name,
+            enabled=data.get("enabled", True),
+            install=data.get("install", "kfgen"),
+            version=data.get("version", _default(f"spec.components.{name}.version")),
+            namespace=data.get("namespace", _default(f"spec.components.{name}.namespace")),
+            replicas=data.get("replicas"),
+            resources=self.user_resources(data.get("resources"), where(path + ("resources",))) if data.get("resources") else None,
+            image_registry=data.get("imageRegistry"),
+            extra_resources=tuple(data.get("extraResources") or ()),
+            patches=tuple(Patch(p["path"], frozen(p.get("target")) if p.get("target") else None) for p in data.get("patches") or ()),
+            settings=frozen(settings),
+        )
+        if name == "ambassador" and component.installed and not settings["hostname"]:
+            self.fail(where(path), "ambassador needs a hostname (spec.components.ambassador.hostname) for its Host and routes")
+        return component
+
+    def check_namespaces(self, components: dict[str, Component], workloads: Workloads, where: Where) -> None:
+        owners: dict[str, str] = {}
+        for name in COMPONENTS:
+            component = components[name]
+            if not component.enabled:
+                continue
+            if component.namespace in owners:
+                self.fail(where(("components", name, "namespace")),
+                          f"namespace {component.namespace!r} is also used by {owners[component.namespace]}; each component owns "
+                          "its namespace (Namespace object, Pod Security level, Argo CD application)")
+            owners.setdefault(component.namespace, name)
+        if workloads.namespace in owners:
+            self.fail(where(("workloads", "namespace")), f"namespace {workloads.namespace!r} is used by {owners[workloads.namespace]}; "
+                      "workloads need a namespace of their own")
+
+    # --- resources ---------------------------------------------------------------------------
+
+    def user_resources(self, data: dict, path: tuple) -> Resources:
+        """Resources exactly as written (canonical quantities); defaults are merged by the catalog."""
+        requests = {k: canonical_quantity(v) for k, v in (data.get("requests") or {}).items()}
+        limits = {k: canonical_quantity(v) for k, v in (data.get("limits") or {}).items()}
+        for key in sorted(set(requests) & set(limits)):
+            if parse_quantity(requests[key])[0] > parse_quantity(limits[key])[0]:
+                self.fail(path + ("requests", key), f"request {requests[key]} is more than the limit {limits[key]}")
+        return Resources(frozen(requests), frozen(limits))
+
+    def resources(self, data: dict | None, kind: str, path: tuple) -> Resources:
+        """Defaults for the workload kind, overlaid with what is written; a request above the default
+        limit raises the limit, a missing request follows the limit."""
+        default_requests, default_limits = DEFAULT_RESOURCES[kind]
+        written = self.user_resources(data or {}, path)
+        requests = {**default_requests, **written.requests}
+        limits = {**default_limits, **written.limits}
+        for key, value in written.requests.items():
+            if key not in written.limits and (key not in limits or parse_quantity(value)[0] > parse_quantity(limits[key])[0]):
+                limits[key] = value
+        for key, value in written.limits.items():
+            if key not in written.requests and (key not in requests or parse_quantity(value)[0] < parse_quantity(requests[key])[0]):
+                requests[key] = value
+        return Resources(frozen(dict(sorted(requests.items()))), frozen(dict(sorted(limits.items()))))
+
+    # --- workloads ---------------------------------------------------------------------------
+
+    def workloads(self, data: dict, where: Where) -> Workloads:
+        training = tuple(self.training_job(n, d, where) for n, d in sorted((data.get("training") or {}).items()))
+        serving = tuple(self.served_model(n, d, where) for n, d in sorted((data.get("serving") or {}).items()))
+        pipelines = tuple(self.pipeline(n, d, where) for n, d in sorted((data.get("pipelines") or {}).items()))
+        notebooks = tuple(self.notebook(n, d, where) for n, d in sorted((data.get("notebooks") or {}).items()))
+        defaults = [p for p in notebooks if p.enabled and p.default]
+        for extra in defaults[1:]:
+            self.fail(where(("workloads", "notebooks", extra.name, "default")),
+                      f"only one notebook profile can be the default; {defaults[0].name!r} already is")
+        return Workloads(data.get("namespace", "ml"), training, serving, pipelines, notebooks)
+
+    def pinned(self, image: str | None, path: tuple) -> str:
+        if image and (problem := image_problem(image)):
+            self.fail(path, problem)
+        return image or ""
+
+    def training_job(self, name: str, d: dict, where: Where) -> TrainingJob:
+        path = ("workloads", "training", name)
+        if not DNS1035.match(name):
+            self.fail(where(path), f"training job name {name!r} must start with a letter (the operator requires a DNS-1035 label)", key=True)
+        written = d.get("replicas") or {}
+        replicas = tuple((t, written[t]) for t in REPLICA_TYPES if written.get(t))
+        if not replicas:
+            self.fail(where(path + ("replicas",)), "the job needs at least one replica (Chief, Worker, PS or Evaluator)")
+        longest = max((len(f"{name}-{t.lower()}-{n - 1}") for t, n in replicas), default=0)
+        if longest > 63:
+            self.fail(where(path), f"pod names of this job would reach {longest} characters; Kubernetes allows 63", key=True)
+        policy = d.get("runPolicy") or {}
+        return TrainingJob(
+            name=name, enabled=d.get("enabled", True),
+            image=self.pinned(d.get("image"), where(path + ("image",))),
+            command=tuple(d.get("command") or ()), args=tuple(d.get("args") or ()),
+            env=_env(d.get("env")), replicas=replicas,
+            resources=self.resources(d.get("resources"), "training", where(path + ("resources",))),
+            accelerator=d.get("accelerator"), port=d.get("port", 2222), model_dir=d.get("modelDir"),
+            image_variant=d.get("imageVariant", True),
+            run_policy=RunPolicy(policy.get("cleanPodPolicy", "Running"), policy.get("ttlSecondsAfterFinished"),
+                                 policy.get("backoffLimit"), policy.get("activeDeadlineSeconds")),
+        )
+
+    def served_model(self, name: str, d: dict, where: Where) -> ServedModel:
+        path = ("workloads", "serving", name)
+        server = d.get("server", "TENSORFLOW_SERVER")
+        if server == "CUSTOM" and not d.get("image"):
+            self.fail(where(path), "a CUSTOM server needs an image")
+        if server != "CUSTOM" and not d.get("modelUri"):
+            self.fail(where(path), f"{server} needs a modelUri (where the model is stored)")
+        route = d.get("route") or {}
+        return ServedModel(
+            name=name, enabled=d.get("enabled", True), server=server, model_uri=d.get("modelUri"), credentials_secret=d.get("credentialsSecret"),
+            image=self.pinned(d.get("image"), where(path + ("image",))) or None,
+            protocol=d.get("protocol", PREPACKAGED_PROTOCOL[server]), replicas=d.get("replicas", 1),
+            resources=self.resources(d.get("resources"), "serving", where(path + ("resources",))),
+            accelerator=d.get("accelerator"), env=_env(d.get("env")),
+            route=Route(route.get("enabled", True), route.get("prefix", f"/models/{name}/"), route.get("timeoutMs", 3000)),
+        )
+
+    def pipeline(self, name: str, d: dict, where: Where) -> Pipeline:
+        path = ("workloads", "pipelines", name)
+        steps_data = d.get("steps") or {}
+        steps = []
+        for step_name, s in sorted(steps_data.items()):
+            step_path = path + ("steps", step_name)
+            image = s.get("image") or d.get("image")
+            if not image:
+                self.fail(where(step_path), "the step needs an image (here or the pipeline's image)")
+            if not s.get("command"):
+                self.fail(where(step_path), "the step needs a command")
+            for i, source in enumerate(s.get("inputs") or ()):
+                if source not in steps_data:
+                    hint = difflib.get_close_matches(source, list(steps_data), n=1)
+                    self.fail(where(step_path + ("inputs", i)), f"no step {source!r} in this pipeline" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+            if len(f"{name}-{step_name}") > 63:
+                self.fail(where(step_path), f"'{name}-{step_name}' is longer than 63 characters", key=True)
+            steps.append(Step(
+                name=step_name, image=self.pinned(image, where(step_path + ("image",) if s.get("image") else path + ("image",))),
+                command=tuple(s.get("command") or ()), args=tuple(s.get("args") or ()), env=_env(s.get("env")),
+                inputs=tuple(s.get("inputs") or ()),
+                resources=self.resources(deep_merge(d.get("resources") or {}, s.get("resources") or {}), "step", where(step_path + ("resources",))),
+                accelerator=s.get("accelerator"),
+            ))
+        ordered = _topological(steps)
+        if ordered is None:
+            self.fail(where(path + ("steps",)), "the steps' inputs form a cycle")
+            ordered = steps
+        return Pipeline(name=name, enabled=d.get("enabled", True), schedule=d.get("schedule"), timezone=d.get("timezone", "UTC"),
+                        parameters=tuple(sorted((k, _scalar(v)) for k, v in (d.get("parameters") or {}).items())),
+                        steps=tuple(ordered))
+
+    def notebook(self, name: str, d: dict, where: Where) -> NotebookProfile:
+        path = ("workloads", "notebooks", name)
+        return NotebookProfile(
+            name=name, enabled=d.get("enabled", True), display_name=d.get("displayName", name),
+            description=d.get("description", ""), image=self.pinned(d.get("image"), where(path + ("image",))),
+            resources=self.resources(d.get("resources"), "notebook", where(path + ("resources",))),
+            accelerator=d.get("accelerator"), default=d.get("default", False),
+        )
+
+    # --- environments ------------------------------------------------------------------------
+
+    def environment(self, name: str, d: dict) -> Environment:
+        env_path = ("spec", "environments", name)
+        overrides = d.get("overrides") or {}
+        override_root = env_path + ("overrides",)
+
+        def where(rel: tuple) -> tuple:
+            candidate = override_root + rel
+            return candidate if candidate in self.doc.values else ("spec",) + rel
+
+        self.check_override_targets(overrides.get("workloads") or {}, override_root)
+        components = self.components(deep_merge(self.spec.get("components") or {}, overrides.get("components") or {}), where)
+        workloads = self.workloads(deep_merge(self.spec.get("workloads") or {}, overrides.get("workloads") or {}), where)
+        self.check_namespaces(components, workloads, where)
+
+        cloud = self.clouds.get(d["cloud"])
+        if cloud is None:
+            self.fail(env_path + ("cloud",), _unknown("cloud profile", d["cloud"], list(self.clouds)))
+            cloud = self.clouds["kind"]
+        classes = []
+        for class_name, spec in sorted((d.get("accelerators") or {}).items()):
+            resolved, problems = resolve_class(class_name, spec, cloud, self.accelerators)
+            for rel, message in problems:
+                self.fail(env_path + ("accelerators", class_name) + rel, message)
+            if resolved:
+                classes.append(resolved)
+        env = Environment(
+            name=name, cloud=cloud, destination=frozen(d.get("destination") or {"server": "https://kubernetes.default.svc"}),
+            exposure=d.get("exposure", "internal"), identity=frozen(dict(d.get("identity") or {})),
+            artifacts=self.artifacts(name, d.get("artifacts"), cloud, env_path),
+            accelerators=tuple(classes), sync=_sync(name, d.get("sync") or {}),
+            components=frozen(components), workloads=workloads,
+        )
+        self.check_identity(env, env_path)
+        self.check_environment_workloads(env, where, env_path)
+        return env
+
+    def check_override_targets(self, overrides: dict, root: tuple) -> None:
+        declared = self.spec.get("workloads") or {}
+        for kind, entries in sorted(overrides.items()):
+            for entry in sorted(entries or {}):
+                if entry not in (declared.get(kind) or {}):
+                    self.fail(root + ("workloads", kind, entry),
+                              _unknown(f"{kind} workload", entry, list(declared.get(kind) or {}), where=f"spec.workloads.{kind}"), key=True)
+
+    def artifacts(self, env: str, d: dict | None, cloud, env_path: tuple) -> Artifacts | None:
+        if not d:
+            return None
+        provider = cloud.artifacts or "s3"
+        if provider == "s3" and not cloud.identity_annotation:
+            for key in ("endpoint", "credentialsSecret"):
+                if not d.get(key):
+                    self.fail(env_path + ("artifacts",), f"an S3-compatible store on {cloud.name} needs {key} (no workload identity there)")
+        return Artifacts(provider, d["bucket"], d.get("keyPrefix", self.doc.data["metadata"]["name"]), d.get("endpoint"),
+                         d.get("region"), bool(d.get("insecure", False)), d.get("credentialsSecret"))
+
+    def check_identity(self, env: Environment, env_path: tuple) -> None:
+        for role, value in sorted(env.identity.items()):
+            path = env_path + ("identity", role)
+            if not env.cloud.identity_annotation:
+                self.fail(path, f"cloud {env.cloud.name!r} has no workload identity; use Secrets there (e.g. artifacts.credentialsSecret)")
+            elif env.cloud.identity_format and not re.match(env.cloud.identity_format, value):
+                self.fail(path, f"{value!r} is not a {env.cloud.name} identity (e.g. {env.cloud.identity_example})")
+
+    def check_environment_workloads(self, env: Environment, where: Where, env_path: tuple) -> None:
+        for kind, component in RUNS_ON.items():
+            for workload in env.workloads.enabled(kind):
+                if not env.components[component].enabled:
+                    self.fail(where(("workloads", kind, workload.name)),
+                              f"{component} is disabled in environment {env.name!r}, which this {kind} workload needs", key=True)
+        if env.workloads.enabled("pipelines") and env.components["argo-workflows"].enabled and env.artifacts is None:
+            self.fail(env_path, "pipelines pass artifacts between steps: this environment needs `artifacts` (a bucket)", key=True)
+        for model in env.workloads.enabled("serving"):
+            if model.route.enabled and not env.components["ambassador"].enabled:
+                self.fail(where(("workloads", "serving", model.name, "route")),
+                          f"the route needs ambassador, which is disabled in environment {env.name!r}; set route.enabled: false")
+        for kind, name, accelerator in env.workloads.accelerator_uses():
+            if accelerator is None:
+                continue
+            rel = _accelerator_path(kind, name)
+            klass = env.accelerator(accelerator)
+            if klass is None:
+                offered = ", ".join(a.name for a in env.accelerators) or "none"
+                self.fail(where(rel), f"accelerator class {accelerator!r} is not offered by environment {env.name!r} (it offers: {offered})")
+            elif klass.hosts > 1:
+                self.check_multi_host(env, kind, name, klass, where, rel)
+
+    def check_multi_host(self, env, kind, name, klass, where, rel) -> None:
+        if kind != "training":
+            self.fail(where(rel), f"{klass.name!r} is a multi-host TPU slice ({klass.hosts} hosts); only training jobs can span hosts")
+            return
+        job = next(j for j in env.workloads.training if j.name == name)
+        accelerated = sum(n for t, n in job.replicas if job.accelerator_of(t))
+        if accelerated != klass.hosts:
+            self.fail(where(("workloads", "training", name, "replicas")),
+                      f"TPU slice {klass.topology} of {klass.profile.name} has {klass.hosts} hosts: the job needs {klass.hosts} "
+                      f"TPU replicas (Chief + Worker + Evaluator), it has {accelerated} in environment {env.name!r}")
+
+
+def _accelerator_path(kind: str, name: str) -> tuple:
+    if kind == "pipelines":
+        pipeline, step = name.split(".", 1)
+        return ("workloads", "pipelines", pipeline, "steps", step, "accelerator")
+    return ("workloads", kind, name, "accelerator")
+
+
+def _unknown(what: str, name: str, known: list[str], where: str = "") -> str:
+    hint = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    message = f"no {what} {name!r}" + (f" in {where}" if where else "")
+    if hint:
+        return message + f" (did you mean {hint[0]!r}?)"
+    return message + (f" (known: {', '.join(sorted(known))})" if known else "")
+
+
+def _default(dotted: str) -> Any:
+    return schema_at(dotted)[1]["default"]
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _env(data: dict | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, _scalar(v)) for k, v in (data or {}).items()))
+
+
+def _sync(env: str, d: dict) -> Sync:
+    automated = d.get("automated", env not in PROD_NAMES)
+    return Sync(automated, d.get("prune", True), d.get("selfHeal", True), d.get("source", "rendered"))
+
+
+def _topological(steps: list[Step]) -> list[Step] | None:
+    """Steps with every input before it, ties broken by name; None on a cycle."""
+    remaining = {s.name: s for s in steps}
+    done: list[Step] = []
+    while remaining:
+        ready = sorted(n for n, s in remaining.items() if all(i not in remaining for i in s.inputs))
+        if not ready:
+            return None
+        for name in ready:
+            done.append(remaining.pop(name))
+    return done
