@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from functools import cache
 from typing import Any, Iterator
 
@@ -109,7 +110,7 @@ def _describe(value: Any) -> str:
 
 
 def _first_sentence(text: str) -> str:
-    sentence = text.split(". ")[0].rstrip(".")
+    sentence = re.split(r"(?<!e\.g)(?<!i\.e)\.\s", text)[0].rstrip(".")
     return sentence[0].lower() + sentence[1:] if sentence else sentence
 
 

@@ -1,0 +1,108 @@
+"""Emissary-ingress 3.10 (Ambassador): the gateway in front of models and notebooks.
+
+CRDs are rendered v3alpha1-only, with no conversion webhook (the emissary-crds chart's
+`enableLegacyVersions=false` mode), so no emissary-apiext Deployment is needed: every object kfgen
+renders is v3alpha1, and Seldon's own v2 Mappings are turned off.
+"""
+
+from __future__ import annotations
+
+from kfgen.catalog import crds
+from kfgen.catalog.objects import (Obj, RESTRICTED_CONTAINER, binding, container, deployment, empty_dir, env_field,
+                                   http_probe, meta, namespace, obj, pod_security, pod_spec, resources_of,
+                                   rewrite_image, role, rule, service, service_account)
+from kfgen.catalog.versions import EMISSARY
+from kfgen.catalog.view import View
+from kfgen.model import Component
+
+GETAMBASSADOR = "getambassador.io/v3alpha1"
+
+
+def install(component: Component, view: View) -> list[Obj]:
+    ns = component.namespace
+    image = rewrite_image(EMISSARY[component.version]["gateway"], component.image_registry)
+    security = dict(RESTRICTED_CONTAINER, readOnlyRootFilesystem=False)  # Envoy config is written under /ambassador
+    gateway = container(
+        "ambassador", image,
+        resources_of({"cpu": "200m", "memory": "256Mi"}, {"cpu": "1", "memory": "600Mi"}, component.resources),
+        env=[env_field("AMBASSADOR_NAMESPACE", "metadata.namespace"), env_field("HOST_IP", "status.hostIP")],
+        ports=[("http", 8080), ("https", 8443), ("admin", 8877)],
+        liveness=http_probe("/ambassador/v0/check_alive", "admin", delay=30, period=3),
+        readiness=http_probe("/ambassador/v0/check_ready", "admin", delay=30, period=3),
+        security=security,
+        mounts=[("tmp", "/tmp")],
+    )
+    pod = pod_spec([gateway], "emissary-ingress", volumes=[empty_dir("tmp")], security=pod_security(8888),
+                   extra={"terminationGracePeriodSeconds": 30})
+    rules = [
+        rule([""], ["namespaces", "services", "secrets", "configmaps", "endpoints"], ["get", "list", "watch"]),
+        rule(["getambassador.io"], ["*"], ["get", "list", "watch", "update", "patch", "create", "delete"]),
+        rule(["getambassador.io"], ["mappings/status"], ["update"]),
+        rule(["networking.internal.knative.dev"], ["clusteringresses", "ingresses"], ["get", "list", "watch"]),
+        rule(["networking.x-k8s.io"], ["*"], ["get", "list", "watch"]),
+        rule(["networking.k8s.io", "extensions"], ["ingresses", "ingressclasses"], ["get", "list", "watch"]),
+        rule(["networking.k8s.io", "extensions"], ["ingresses/status"], ["update"]),
+        rule(["discovery.k8s.io"], ["endpointslices"], ["get", "list", "watch"]),
+        rule(["apiextensions.k8s.io"], ["customresourcedefinitions"], ["get", "list", "watch"]),
+    ]
+    return [
+        namespace(ns),
+        *crds.emissary_crds(),
+        service_account("emissary-ingress", ns),
+        role("ClusterRole", f"emissary-ingress-{ns}", None, rules),
+        binding("ClusterRoleBinding", f"emissary-ingress-{ns}", None, "ClusterRole", f"emissary-ingress-{ns}", [("emissary-ingress", ns)]),
+        deployment("emissary-ingress", ns, "emissary-ingress", pod, component.replicas or 2,
+                   pod_annotations={"consul.hashicorp.com/connect-inject": "false", "sidecar.istio.io/inject": "false"}),
+        _public_service(ns, view),
+        service("emissary-ingress-admin", ns, "emissary-ingress", [("ambassador-admin", 8877, "admin")]),
+        obj(GETAMBASSADOR, "Module", meta("ambassador", ns),
+            spec={"config": {"diagnostics": {"allow_non_local": True, "enabled": False}}}),
+        *_listeners(ns),
+        _host(component),
+    ]
+
+
+def _public_service(ns: str, view: View) -> Obj:
+    """The gateway's Service: the cloud's load balancer, internal or external per environment."""
+    env = view.env
+    kind = env.cloud.service_type if env else "LoadBalancer"
+    annotations = dict(env.cloud.load_balancer.get(env.exposure, {})) if env and kind == "LoadBalancer" else None
+    svc = service("emissary-ingress", ns, "emissary-ingress", [("http", 80, 8080), ("https", 443, 8443)],
+                  type_=kind, annotations=annotations)
+    if kind == "LoadBalancer":
+        svc["spec"]["externalTrafficPolicy"] = "Local"
+    return svc
+
+
+def _listeners(ns: str) -> list[Obj]:
+    def listener(name: str, port: int, protocol: str) -> Obj:
+        return obj(GETAMBASSADOR, "Listener", meta(name, ns), spec={
+            "hostBinding": {"namespace": {"from": "ALL"}}, "port": port, "protocol": protocol, "securityModel": "XFP"})
+    return [listener("emissary-ingress-http", 8080, "HTTP"), listener("emissary-ingress-https", 8443, "HTTPS")]
+
+
+def _host(component: Component) -> Obj:
+    hostname, secret = component.settings["hostname"], component.settings["tls_secret"]
+    spec: Obj = {"acmeProvider": {"authority": "none"}, "hostname": hostname}
+    if secret:
+        spec["requestPolicy"] = {"insecure": {"action": "Redirect"}}
+        spec["tlsSecret"] = {"name": secret}
+    else:
+        spec["requestPolicy"] = {"insecure": {"action": "Route"}}
+    return obj(GETAMBASSADOR, "Host", meta("ml-platform", component.namespace), spec=spec)
+
+
+def mapping(name: str, ns: str, hostname: str | None, prefix: str, service_ref: str, *, rewrite: str | None = "/",
+            timeout_ms: int | None = None, websocket: bool = False, labels: dict | None = None) -> Obj:
+    """A v3alpha1 Mapping, rendered next to the workload it routes to."""
+    spec: Obj = {"prefix": prefix, "service": service_ref}
+    if hostname:
+        spec["hostname"] = hostname
+    if rewrite is not None:
+        spec["rewrite"] = rewrite
+    if timeout_ms is not None:
+        spec["timeout_ms"] = timeout_ms
+    if websocket:
+        spec["allow_upgrade"] = ["websocket"]
+        spec["idle_timeout_ms"] = 3600000
+    return obj(GETAMBASSADOR, "Mapping", meta(name, ns, labels=labels), spec=spec)

@@ -1,0 +1,168 @@
+"""JupyterHub (the zero-to-jupyterhub 4.x equivalent): the hub with KubeSpawner, its proxy, and the
+notebook profiles from spec.workloads.notebooks. No user placeholders or user scheduler: the
+cluster autoscaler and the default scheduler place notebook pods.
+
+Secrets: the hub reads its cookie secret and proxy token from a Secret created outside kfgen
+(ExternalSecrets, SealedSecrets or `kubectl create secret`), so no value is ever in git.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from kfgen.accelerators import image_variant
+from kfgen.catalog.gateway import mapping
+from kfgen.catalog.objects import (Obj, binding, config_map, container, deployment, empty_dir, http_probe, meta,
+                                   namespace, obj, pod_security, pod_spec, resources_of, rewrite_image, role, rule,
+                                   service, service_account)
+from kfgen.catalog.versions import JUPYTERHUB
+from kfgen.catalog.view import View
+from kfgen.model import AcceleratorClass, Component
+from kfgen.quantity import parse_quantity
+from kfgen.shipped import template_path
+
+BASE_URL = "/notebooks/"
+CONFIG_DIR = "/usr/local/etc/jupyterhub/kfgen"
+PROFILES_LABEL = "kfgen.io/notebook-accelerators"
+
+
+def install(component: Component, view: View) -> list[Obj]:
+    ns = component.namespace
+    images = {k: rewrite_image(v, component.image_registry) for k, v in JUPYTERHUB[component.version].items()}
+    secret = component.settings["secret_name"]
+    data = hub_config(component, view)
+    hub_rules = [
+        rule([""], ["pods", "persistentvolumeclaims", "secrets", "services"], ["get", "watch", "list", "create", "delete"]),
+        rule([""], ["events"], ["get", "watch", "list"]),
+    ]
+    secret_volume = {"name": "secret", "secret": {"defaultMode": 0o400, "secretName": secret}}
+    hub = container(
+        "hub", images["hub"],
+        resources_of({"cpu": "200m", "memory": "512Mi"}, {"cpu": "1", "memory": "1Gi"}, component.resources),
+        command=["jupyterhub", "--config", f"{CONFIG_DIR}/jupyterhub_config.py", "--upgrade-db"],
+        ports=[("http", 8081)],
+        liveness=http_probe(f"{BASE_URL}hub/health", "http", delay=300, period=10),
+        readiness=http_probe(f"{BASE_URL}hub/health", "http", delay=0, period=2),
+        mounts=[("config", CONFIG_DIR), ("secret", "/usr/local/etc/jupyterhub/secret"), ("db", "/srv/jupyterhub"), ("tmp", "/tmp")],
+        working_dir="/srv/jupyterhub",
+    )
+    hub_pod = pod_spec([hub], "hub", security=pod_security(1000, fs_group=1000), volumes=[
+        {"configMap": {"name": "hub-config"}, "name": "config"},
+        {"name": "db", "persistentVolumeClaim": {"claimName": "hub-db-dir"}},
+        secret_volume, empty_dir("tmp")])
+    # The proxy reads its token from the mounted Secret, not from a secret-valued environment variable.
+    proxy_args = ("export CONFIGPROXY_AUTH_TOKEN=\"$(cat /etc/proxy/proxy-token)\" && exec configurable-http-proxy "
+                  f"--ip= --api-ip= --api-port=8001 --default-target=http://hub.{ns}.svc:8081 "
+                  f"--error-target=http://hub.{ns}.svc:8081{BASE_URL}hub/error --port=8000")
+    proxy = container(
+        "chp", images["proxy"],
+        resources_of({"cpu": "100m", "memory": "128Mi"}, {"cpu": "500m", "memory": "512Mi"}),
+        command=["/bin/sh", "-c", proxy_args],
+        ports=[("http", 8000), ("api", 8001)],
+        liveness=http_probe("/_chp_healthz", "http", delay=60, period=10),
+        readiness=http_probe("/_chp_healthz", "http", delay=0, period=2),
+        mounts=[("secret", "/etc/proxy")],
+    )
+    proxy_pod = pod_spec([proxy], "proxy", automount=False, security=pod_security(65534),
+                         volumes=[{"name": "secret", "secret": {"defaultMode": 0o400, "items": [{"key": "proxy-token", "path": "proxy-token"}],
+                                                                "secretName": secret}}])
+    # Restart the hub when its configuration changes, including what this environment's Components add.
+    checksum = hashlib.sha256(json.dumps({**data, **component_additions(view)}, sort_keys=True).encode()).hexdigest()
+    pvc = obj("v1", "PersistentVolumeClaim", meta("hub-db-dir", ns, labels={"kfgen.io/storage": "default"}),
+              spec={"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}})
+    return [
+        namespace(ns),
+        service_account("hub", ns),
+        service_account("proxy", ns, automount=False),
+        role("Role", "hub", ns, hub_rules),
+        binding("RoleBinding", "hub", ns, "Role", "hub", [("hub", ns)]),
+        config_map("hub-config", ns, data, labels={PROFILES_LABEL: "true"}),
+        pvc,
+        deployment("hub", ns, "hub", hub_pod, 1, strategy="Recreate", pod_annotations={"checksum/config": checksum}),
+        service("hub", ns, "hub", [("http", 8081, "http")],
+                annotations={"prometheus.io/path": f"{BASE_URL}hub/metrics", "prometheus.io/port": "8081", "prometheus.io/scrape": "true"}),
+        deployment("proxy", ns, "proxy", proxy_pod, 1, strategy="Recreate"),
+        service("proxy-api", ns, "proxy", [("http-api", 8001, "api")]),
+        service("proxy-public", ns, "proxy", [("http", 80, "http")]),
+    ]
+
+
+def notebook_objects(component: Component, view: View) -> list[Obj]:
+    """The notebook pods' ServiceAccount and the hub's route through the gateway."""
+    ns = component.namespace
+    objects = [service_account("notebook", ns, annotations=view.identity_annotations("notebooks"), automount=False)]
+    gateway = view.component("ambassador")
+    if gateway.enabled:
+        objects.append(mapping("jupyterhub", ns, gateway.settings["hostname"], BASE_URL, f"proxy-public.{ns}:80",
+                               rewrite="", websocket=True))
+    return objects
+
+
+def hub_config(component: Component, view: View) -> dict[str, str]:
+    """The hub ConfigMap's data (and, per environment, what the accelerator Components add)."""
+    gateway = view.component("ambassador")
+    hostname = gateway.settings.get("hostname") or "localhost"
+    scheme = "https" if gateway.settings.get("tls_secret") else "http"
+    settings = {
+        "auth": {"admins": sorted(component.settings["admins"]), "allowedUsers": sorted(component.settings["allowed_users"]),
+                 "type": component.settings["auth_type"]},
+        "automountToken": False,
+        "baseUrl": BASE_URL,
+        "namespace": component.namespace,
+        "oauthCallbackUrl": f"{scheme}://{hostname}{BASE_URL}hub/oauth_callback",
+        "podLabels": dict(sorted({"app.kubernetes.io/name": "notebook", **view.identity_pod_labels("notebooks")}.items())),
+        "userStorage": component.settings["user_storage"],
+    }
+    profiles = []
+    for profile in view.workloads.enabled("notebooks"):
+        klass = view.accelerator(profile.accelerator)
+        override = {
+            "cpu_guarantee": _cores(profile.resources.requests["cpu"]), "cpu_limit": _cores(profile.resources.limits["cpu"]),
+            "image": image_variant(profile.image, klass),
+            "mem_guarantee": _bytes(profile.resources.requests["memory"]), "mem_limit": _bytes(profile.resources.limits["memory"]),
+        }
+        entry = {"description": profile.description, "display_name": profile.display_name, "kubespawner_override": override,
+                 "slug": profile.name}
+        if profile.default:
+            entry["default"] = True
+        if profile.accelerator:
+            entry["accelerator"] = profile.accelerator
+        profiles.append(entry)
+    return {
+        "jupyterhub_config.py": template_path("jupyterhub_config.py").read_text(),
+        "profiles.json": json.dumps(profiles, indent=2, sort_keys=True) + "\n",
+        "settings.json": json.dumps(settings, indent=2, sort_keys=True) + "\n",
+    }
+
+
+def component_additions(view: View) -> dict[str, str]:
+    """The ConfigMap keys the environment's cloud and accelerator Components add."""
+    if view.env is None:
+        return {}
+    added = {f"accelerator.{klass.name}.json": accelerator_overrides(klass) for klass in view.env.accelerators}
+    if view.env.cloud.storage_class:
+        added["storage-class"] = view.env.cloud.storage_class
+    return added
+
+
+def accelerator_overrides(klass: AcceleratorClass) -> str:
+    """KubeSpawner overrides for notebooks on an accelerator class (added by the class's Component)."""
+    override: Obj = {"node_selector": {"kubernetes.io/os": "linux", **klass.node_selector}}
+    if klass.resource:
+        override["extra_resource_guarantees"] = {klass.resource: str(klass.count)}
+        override["extra_resource_limits"] = {klass.resource: str(klass.count)}
+    if klass.tolerations:
+        override["tolerations"] = [dict(t) for t in klass.tolerations]
+    if klass.instance_types:
+        override["node_affinity_required"] = [{"matchExpressions": [
+            {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": list(klass.instance_types)}]}]
+    return json.dumps(override, indent=2, sort_keys=True) + "\n"
+
+
+def _cores(quantity: str) -> float:
+    return float(parse_quantity(quantity)[0])
+
+
+def _bytes(quantity: str) -> int:
+    return int(parse_quantity(quantity)[0])

@@ -1,0 +1,199 @@
+"""Small builders for the Kubernetes objects every component needs, as plain dicts.
+
+Conventions every object kfgen renders follows: requests and limits on every container, a pinned
+image, non-root with a restricted security context where upstream allows it, no empty fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kfgen.model import Resources
+
+Obj = dict[str, Any]
+
+SECCOMP = {"type": "RuntimeDefault"}
+RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "seccompProfile": SECCOMP,
+}
+ARGOCD_SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
+
+
+def meta(name: str, namespace: str | None = None, labels: dict | None = None, annotations: dict | None = None) -> Obj:
+    """metadata with empty maps left out (an empty map is a permanent diff in Argo CD)."""
+    out: Obj = {"name": name}
+    if namespace:
+        out["namespace"] = namespace
+    if labels:
+        out["labels"] = dict(sorted(labels.items()))
+    if annotations:
+        out["annotations"] = dict(sorted(annotations.items()))
+    return out
+
+
+def obj(api_version: str, kind: str, metadata: Obj, **fields: Any) -> Obj:
+    out: Obj = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
+    out.update({k: v for k, v in fields.items() if v is not None})
+    return out
+
+
+def namespace(name: str, level: str = "restricted", labels: dict | None = None) -> Obj:
+    """A Namespace with Pod Security admission enforcing `level`."""
+    pss = {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}
+    pss["pod-security.kubernetes.io/enforce-version"] = "latest"
+    return obj("v1", "Namespace", meta(name, labels={**pss, **(labels or {})}))
+
+
+def service_account(name: str, ns: str, annotations: dict | None = None, labels: dict | None = None, automount: bool | None = None) -> Obj:
+    out = obj("v1", "ServiceAccount", meta(name, ns, labels=labels, annotations=annotations))
+    if automount is not None:
+        out["automountServiceAccountToken"] = automount
+    return out
+
+
+def rule(groups: list[str], resources: list[str], verbs: list[str], names: list[str] | None = None) -> Obj:
+    out: Obj = {"apiGroups": groups, "resources": resources}
+    if names:
+        out["resourceNames"] = names
+    out["verbs"] = verbs
+    return out
+
+
+def role(kind: str, name: str, ns: str | None, rules: list[Obj], labels: dict | None = None) -> Obj:
+    return obj("rbac.authorization.k8s.io/v1", kind, meta(name, ns if kind == "Role" else None, labels=labels), rules=rules)
+
+
+def binding(kind: str, name: str, ns: str | None, role_kind: str, role_name: str, subjects: list[tuple[str, str]]) -> Obj:
+    """A RoleBinding or ClusterRoleBinding to ServiceAccounts given as (name, namespace)."""
+    return obj("rbac.authorization.k8s.io/v1", kind, meta(name, ns if kind == "RoleBinding" else None),
+               roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role_name},
+               subjects=[{"kind": "ServiceAccount", "name": n, "namespace": s} for n, s in subjects])
+
+
+def resources_of(requests: dict, limits: dict, override: Resources | None = None) -> Obj:
+    """Requests and limits, with a component's user override merged over the catalog's defaults."""
+    requests, limits = dict(requests), dict(limits)
+    if override:
+        requests.update(override.requests)
+        limits.update(override.limits)
+    return {"limits": dict(sorted(limits.items())), "requests": dict(sorted(requests.items()))}
+
+
+def container(name: str, image: str, resources: Obj, *, command: list[str] | None = None, args: list[str] | None = None,
+              ports: list[tuple[str, int]] | None = None, env: list[Obj] | None = None, mounts: list[tuple[str, str]] | None = None,
+              liveness: Obj | None = None, readiness: Obj | None = None, security: Obj | None = None,
+              working_dir: str | None = None) -> Obj:
+    """A container; `mounts` are (volume name, mount path); security defaults to restricted."""
+    out: Obj = {"name": name, "image": image, "imagePullPolicy": "IfNotPresent"}
+    if command:
+        out["command"] = command
+    if args:
+        out["args"] = args
+    if working_dir:
+        out["workingDir"] = working_dir
+    if env:
+        out["env"] = env
+    if ports:
+        out["ports"] = [{"containerPort": port, "name": port_name, "protocol": "TCP"} for port_name, port in ports]
+    if liveness:
+        out["livenessProbe"] = liveness
+    if readiness:
+        out["readinessProbe"] = readiness
+    out["resources"] = resources
+    out["securityContext"] = security if security is not None else dict(RESTRICTED_CONTAINER)
+    if mounts:
+        out["volumeMounts"] = [{"mountPath": path, "name": vol} for vol, path in mounts]
+    return out
+
+
+def http_probe(path: str, port: str | int, scheme: str = "HTTP", delay: int = 10, period: int = 10) -> Obj:
+    return {"httpGet": {"path": path, "port": port, "scheme": scheme}, "initialDelaySeconds": delay, "periodSeconds": period}
+
+
+def env_var(name: str, value: str) -> Obj:
+    return {"name": name, "value": value}
+
+
+def env_field(name: str, field_path: str) -> Obj:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": field_path}}}
+
+
+def pod_security(run_as_user: int | None = None, fs_group: int | None = None) -> Obj:
+    out: Obj = {"runAsNonRoot": True, "seccompProfile": SECCOMP}
+    if run_as_user is not None:
+        out["runAsUser"] = run_as_user
+        out["runAsGroup"] = run_as_user
+    if fs_group is not None:
+        out["fsGroup"] = fs_group
+    return out
+
+
+def pod_spec(containers: list[Obj], service_account: str, *, volumes: list[Obj] | None = None, security: Obj | None = None,
+             automount: bool = True, node_selector: dict | None = None, extra: Obj | None = None) -> Obj:
+    spec: Obj = {"automountServiceAccountToken": automount, "containers": containers,
+                 "nodeSelector": node_selector or {"kubernetes.io/os": "linux"},
+                 "securityContext": security or pod_security(), "serviceAccountName": service_account}
+    if volumes:
+        spec["volumes"] = volumes
+    spec.update(extra or {})
+    return dict(sorted(spec.items()))
+
+
+def deployment(name: str, ns: str, app: str, pod: Obj, replicas: int = 1, *, pod_annotations: dict | None = None,
+               strategy: str | None = None, labels: dict | None = None) -> Obj:
+    """A Deployment whose selector is only `app.kubernetes.io/name` (stable; never changes with versions)."""
+    selector = {"app.kubernetes.io/name": app}
+    template_meta: Obj = {"labels": {**selector, **(labels or {})}}
+    if pod_annotations:
+        template_meta["annotations"] = dict(sorted(pod_annotations.items()))
+    spec: Obj = {"replicas": replicas, "revisionHistoryLimit": 5, "selector": {"matchLabels": selector}}
+    if strategy:
+        spec["strategy"] = {"type": strategy}
+    spec["template"] = {"metadata": template_meta, "spec": pod}
+    return obj("apps/v1", "Deployment", meta(name, ns, labels={**selector, **(labels or {})}), spec=spec)
+
+
+def service(name: str, ns: str, app: str, ports: list[tuple[str, int, int | str]], *, type_: str = "ClusterIP",
+            annotations: dict | None = None, headless: bool = False) -> Obj:
+    """A Service; ports are (name, port, targetPort)."""
+    spec: Obj = {}
+    if headless:
+        spec["clusterIP"] = "None"
+    spec["ports"] = [{"name": n, "port": p, "protocol": "TCP", "targetPort": t} for n, p, t in ports]
+    spec["selector"] = {"app.kubernetes.io/name": app}
+    spec["type"] = type_
+    return obj("v1", "Service", meta(name, ns, labels={"app.kubernetes.io/name": app}, annotations=annotations), spec=spec)
+
+
+def config_map(name: str, ns: str, data: dict[str, str], labels: dict | None = None, annotations: dict | None = None) -> Obj:
+    return obj("v1", "ConfigMap", meta(name, ns, labels=labels, annotations=annotations), data=dict(sorted(data.items())))
+
+
+def empty_dir(name: str, medium: str | None = None, size: str | None = None) -> Obj:
+    spec: Obj = {}
+    if medium:
+        spec["medium"] = medium
+    if size:
+        spec["sizeLimit"] = size
+    return {"emptyDir": spec, "name": name}
+
+
+def secret_volume(name: str, secret: str, optional: bool = False) -> Obj:
+    source: Obj = {"secretName": secret}
+    if optional:
+        source["optional"] = True
+    return {"name": name, "secret": source}
+
+
+def rewrite_image(image: str, registry: str | None) -> str:
+    """Pull `image` through a registry mirror: the upstream registry host is replaced by the mirror."""
+    if not registry:
+        return image
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        image = rest
+    return f"{registry.rstrip('/')}/{image}"

@@ -1,0 +1,75 @@
+"""The Kubeflow training operator v1.8 with only the TFJob controller enabled, and its webhook.
+
+The operator manages its own webhook certificate: it fills the empty Secret rendered here and
+injects the caBundle into the webhook configuration (Argo CD ignores that field).
+"""
+
+from __future__ import annotations
+
+from kfgen.catalog import crds
+from kfgen.catalog.objects import (Obj, binding, container, deployment, env_field, http_probe, meta, namespace, obj,
+                                   pod_spec, resources_of, rewrite_image, role, rule, secret_volume, service,
+                                   service_account)
+from kfgen.catalog.versions import TRAINING_OPERATOR
+from kfgen.catalog.view import View
+from kfgen.model import Component
+
+CERT_SECRET = "training-operator-webhook-cert"
+WEBHOOK = "validator.training-operator.kubeflow.org"
+
+
+def install(component: Component, view: View) -> list[Obj]:
+    ns = component.namespace
+    image = rewrite_image(TRAINING_OPERATOR[component.version]["operator"], component.image_registry)
+    jobs = ["tfjobs", "pytorchjobs", "mpijobs", "mxjobs", "xgboostjobs", "paddlejobs"]
+    rules = [
+        rule([""], ["pods"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
+        rule([""], ["pods/exec"], ["create"]),
+        rule([""], ["services"], ["create", "delete", "get", "list", "watch"]),
+        rule([""], ["configmaps"], ["create", "list", "update", "watch"]),
+        rule([""], ["events"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
+        rule([""], ["secrets"], ["get", "list", "update", "watch"]),
+        rule([""], ["serviceaccounts"], ["create", "get", "list", "watch"]),
+        rule(["rbac.authorization.k8s.io"], ["roles", "rolebindings"], ["create", "get", "list", "watch"]),
+        rule(["autoscaling"], ["horizontalpodautoscalers"], ["create", "delete", "get", "list", "update", "watch"]),
+        rule(["admissionregistration.k8s.io"], ["validatingwebhookconfigurations"], ["get", "list", "update", "watch"]),
+        rule(["coordination.k8s.io"], ["leases"], ["create", "get", "list", "update"]),
+        rule(["kubeflow.org"], jobs + [f"{j}/status" for j in jobs] + [f"{j}/finalizers" for j in jobs],
+             ["create", "delete", "get", "list", "patch", "update", "watch"]),
+        rule(["scheduling.volcano.sh", "scheduling.x-k8s.io"], ["podgroups"], ["create", "delete", "get", "list", "update", "watch"]),
+    ]
+    manager = container(
+        "training-operator", image,
+        resources_of({"cpu": "100m", "memory": "128Mi"}, {"cpu": "1", "memory": "512Mi"}, component.resources),
+        command=["/manager"],
+        args=["--enable-scheme=tfjob", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
+              "--webhook-server-port=9443", "--webhook-secret-name=" + CERT_SECRET, "--webhook-service-name=training-operator"],
+        env=[env_field("MY_POD_NAMESPACE", "metadata.namespace"), env_field("MY_POD_NAME", "metadata.name")],
+        ports=[("metrics", 8080), ("webhook-server", 9443)],
+        liveness=http_probe("/healthz", 8081, delay=15, period=20),
+        readiness=http_probe("/readyz", 8081, delay=10, period=15),
+        mounts=[("cert", "/tmp/k8s-webhook-server/serving-certs")],
+    )
+    manager["volumeMounts"][0]["readOnly"] = True
+    pod = pod_spec([manager], "training-operator", volumes=[secret_volume("cert", CERT_SECRET)])
+    webhook = obj("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", meta(WEBHOOK), webhooks=[{
+        "admissionReviewVersions": ["v1"],
+        "clientConfig": {"service": {"name": "training-operator", "namespace": ns, "path": "/validate-kubeflow-org-v1-tfjob"}},
+        "failurePolicy": "Fail",
+        "name": "validate.tfjob.kubeflow.org",
+        "rules": [{"apiGroups": ["kubeflow.org"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["tfjobs"]}],
+        "sideEffects": "None",
+    }])
+    return [
+        namespace(ns),
+        crds.tfjob_crd(),
+        service_account("training-operator", ns),
+        role("ClusterRole", "training-operator", None, rules),
+        binding("ClusterRoleBinding", "training-operator", None, "ClusterRole", "training-operator", [("training-operator", ns)]),
+        obj("v1", "Secret", meta(CERT_SECRET, ns), type="Opaque"),
+        deployment("training-operator", ns, "training-operator", pod, component.replicas or 1,
+                   pod_annotations={"sidecar.istio.io/inject": "false"}, labels={"control-plane": "kubeflow-training-operator"}),
+        service("training-operator", ns, "training-operator", [("monitoring-port", 8080, 8080), ("webhook-server", 443, 9443)],
+                annotations={"prometheus.io/path": "/metrics", "prometheus.io/port": "8080", "prometheus.io/scrape": "true"}),
+        webhook,
+    ]

@@ -1,0 +1,50 @@
+"""What a component render sees: the stack's settings, optionally one environment's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from kfgen.model import AcceleratorClass, Component, Environment, Workloads
+
+WORKLOAD_ROLES = ("training", "serving", "pipelines", "notebooks")
+
+
+@dataclass(frozen=True)
+class View:
+    """The base view has no environment: nothing cloud- or environment-specific is rendered in it."""
+
+    stack: str
+    components: Mapping[str, Component]
+    workloads: Workloads
+    env: Environment | None = None
+
+    def component(self, name: str) -> Component:
+        return self.components[name]
+
+    def accelerator(self, name: str | None) -> AcceleratorClass | None:
+        return self.env.accelerator(name) if self.env and name else None
+
+    def identity_annotations(self, role: str) -> dict[str, str]:
+        """The cloud identity annotation of a workload ServiceAccount in this environment."""
+        env = self.env
+        if env is None or not env.cloud.identity_annotation:
+            return {}
+        identity = env.identity_of(role)
+        return {env.cloud.identity_annotation: identity} if identity else {}
+
+    def identity_pod_labels(self, role: str) -> dict[str, str]:
+        """Labels pods need to use their identity (AKS), only where an identity is set."""
+        if not self.identity_annotations(role):
+            return {}
+        return dict(self.env.cloud.identity_pod_labels)
+
+    def shared_memory(self, accelerator: str | None) -> bool:
+        """Accelerated training pods get a memory-backed /dev/shm. Without an environment the class
+        is just a name, so the base assumes it is an accelerator that wants one."""
+        if accelerator is None:
+            return False
+        if self.env is None:
+            return True
+        klass = self.env.accelerator(accelerator)
+        return bool(klass and klass.profile.shared_memory)

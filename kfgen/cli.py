@@ -1,0 +1,173 @@
+"""The command line. One error edge: expected errors print one line each and exit with their
+code (2 bad input, 3 outside tool); anything unexpected is a bug and says so (exit 70)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+import jinja2
+
+from kfgen import __version__
+from kfgen.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, KfgenError
+from kfgen.shipped import shipped_dir, template_path
+
+EXIT_BUG = 70
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run kfgen; returns the exit code (the console script raises SystemExit with it)."""
+    try:
+        result = cli.main(args=argv, prog_name="kfgen", standalone_mode=False)
+        return result if isinstance(result, int) else EXIT_OK
+    except KfgenError as exc:
+        for line in exc.lines():
+            click.echo(line, err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_INPUT
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("kfgen: interrupted", err=True)
+        return 130
+    except Exception as exc:  # a bug: say so in one line, details on request
+        if os.environ.get("KFGEN_DEBUG"):
+            traceback.print_exc()
+        click.echo(f"kfgen: internal error ({type(exc).__name__}: {exc}); rerun with KFGEN_DEBUG=1 and report it", err=True)
+        return EXIT_BUG
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kfgen")
+def cli() -> None:
+    """Render one stack.yaml into a layered GitOps tree for an ML platform on Kubernetes.
+
+    Exit codes: 0 ok, 1 differences or violations found, 2 bad input, 3 an outside tool failed.
+    """
+
+
+def stack_argument(required: bool = True):
+    return click.argument("stack", type=click.Path(path_type=Path, dir_okay=False), required=required,
+                          default=None if required else Path("stack.yaml"))
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=Path("."))
+@click.option("--name", help="The stack's name (default: the folder's name).")
+@click.option("--repo-url", default="https://github.com/example/ml-platform.git", show_default=True, help="Git repository Argo CD reads.")
+def init(directory: Path, name: str | None, repo_url: str) -> int:
+    """Write a commented stack.yaml (and its JSON Schema, for editor completion) to start from."""
+    target = directory / "stack.yaml"
+    if target.exists():
+        raise InputError(f"{target}: already exists; kfgen init does not overwrite it")
+    name = name or _dns_name(directory.resolve().name)
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    text = environment.from_string(template_path("stack.yaml.j2").read_text()).render(name=name, repo_url=repo_url, path="deploy")
+    directory.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    (directory / "stack.schema.json").write_text((shipped_dir("schemas") / "stack.schema.json").read_text())
+    click.echo(f"wrote {target} and {directory / 'stack.schema.json'}; next: kfgen validate {target}")
+    return EXIT_OK
+
+
+def _dns_name(text: str) -> str:
+    cleaned = "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:63].strip("-")
+    return cleaned or "ml-platform"
+
+
+@cli.command()
+@click.argument("stacks", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--allow-outside-repo", is_flag=True, help="Allow referenced files outside the stack's repository.")
+def validate(stacks: tuple[Path, ...], allow_outside_repo: bool) -> int:
+    """Check stack files: exit 0, or one line per problem (file:line:col: path: message) and exit 2."""
+    from kfgen.render import load_stack
+
+    problems: list[str] = []
+    for path in stacks:
+        try:
+            stack = load_stack(path, str(path), allow_outside_repo)
+        except InputError as exc:
+            problems.extend(exc.lines())
+            continue
+        enabled = sum(1 for c in stack.components.values() if c.enabled)
+        click.echo(f"{path}: ok ({len(stack.environments)} environments, {enabled} components)")
+    for line in problems:
+        click.echo(line, err=True)
+    return EXIT_INPUT if problems else EXIT_OK
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="Output folder (default: spec.gitops.path next to the stack).")
+@click.option("--kustomize", "kustomize", help="The kustomize engine (a kustomize or kubectl binary); also KFGEN_KUSTOMIZE.")
+@click.option("--allow-outside-repo", is_flag=True, help="Allow referenced files outside the stack's repository.")
+def render(stack: Path, out: Path | None, kustomize: str | None, allow_outside_repo: bool) -> int:
+    """Render the stack into the layered tree and hydrate every environment with kustomize."""
+    from kfgen.render import render as run_render
+
+    interactive = sys.stderr.isatty() and not os.environ.get("CI")
+    done: list[str] = []
+
+    def progress(env: str) -> None:
+        done.append(env)
+        if interactive:
+            click.echo(f"  built {env}", err=True)
+
+    result = run_render(stack, out, display=str(stack), kustomize=kustomize, allow_outside=allow_outside_repo, progress=progress)
+    total = sum(result.objects.values())
+    per_env = ", ".join(f"{env} {n}" for env, n in result.objects.items())
+    click.echo(f"rendered {len(result.objects)} environments ({per_env} objects, {total} in all) into {result.out} "
+               f"in {sum(result.seconds.values()):.2f}s")
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("field", default="")
+def explain(field: str) -> int:
+    """Document a stack field, straight from the JSON Schema (e.g. spec.environments)."""
+    from kfgen.schema import describe_schema, schema_at
+
+    try:
+        path, schema = schema_at(field)
+    except KeyError as exc:
+        raise InputError(f"kfgen explain: {exc.args[0]}") from None
+    click.echo(describe_schema(path, schema), nl=False)
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--env", "env_name", help="Only this environment.")
+def images(stack: Path, env_name: str | None) -> int:
+    """List every image the stack deploys, per environment, after registry mirror rewrites."""
+    from kfgen.images import environment_images
+    from kfgen.render import load_stack
+
+    loaded = load_stack(stack, str(stack))
+    envs = [e for e in loaded.environments if env_name in (None, e.name)]
+    if not envs:
+        raise InputError(f"{stack}: no environment {env_name!r} (have: {', '.join(e.name for e in loaded.environments)})")
+    for env in envs:
+        for image in environment_images(loaded, env):
+            click.echo(f"{env.name}\t{image}")
+    return EXIT_OK
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file instead of stdout.")
+def schema(out: Path | None) -> int:
+    """Print the stack's JSON Schema (for editors: # yaml-language-server: $schema=...)."""
+    text = (shipped_dir("schemas") / "stack.schema.json").read_text()
+    if out:
+        out.write_text(text)
+    else:
+        click.echo(text, nl=False)
+    return EXIT_OK
+
+
+__all__ = ["main", "cli", "EXIT_FINDINGS"]

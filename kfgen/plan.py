@@ -1,0 +1,186 @@
+"""The layered tree, in memory: {relative path: text}. Pure: no files, no subprocesses, no clock.
+
+    base/<name>/                  a kustomize base per component (and `workloads`, the workload namespace)
+    components/<cloud>/           kind: Component per cloud used
+    components/<cloud>-<class>/   kind: Component per accelerator class used
+    envs/<env>/kustomization.yaml bases + the environment's overrides Component + cloud and accelerator Components
+    envs/<env>/overrides/         kind: Component: the exact difference of this environment (JSON 6902 patches)
+    argocd/                       Argo CD objects
+    provenance.json               kfgen version, stack digest, component versions
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import PurePosixPath
+
+from kfgen import __version__
+from kfgen.argocd import argocd_objects
+from kfgen.bases import WORKLOADS_BASE, component_objects
+from kfgen.catalog.objects import Obj
+from kfgen.catalog.view import View
+from kfgen.envpatch import Identity, environment_overlay
+from kfgen.layout import assign_paths, object_path, split_api_version
+from kfgen.mixins import COMPONENT_API, accelerator_mixin, cloud_mixin
+from kfgen.model import COMPONENTS, Environment, Stack, thawed
+from kfgen.yamlio import dump, load_all
+
+KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
+COMPONENT_LABEL = "kfgen.io/component"
+PROVENANCE = "provenance.json"
+
+Tree = dict[str, str]
+
+
+def used_components(stack: Stack) -> list[str]:
+    """Components enabled in at least one environment: each gets a base."""
+    return [name for name in COMPONENTS if any(env.components[name].enabled for env in stack.environments)]
+
+
+def env_components(env: Environment) -> list[str]:
+    return [name for name in COMPONENTS if env.components[name].enabled]
+
+
+def common_labels(stack: Stack, base: str) -> dict[str, str]:
+    return {"app.kubernetes.io/managed-by": "kfgen", "app.kubernetes.io/part-of": stack.name, COMPONENT_LABEL: base}
+
+
+def plan(stack: Stack) -> Tree:
+    """Every file of the output tree except rendered/ (which kustomize produces from it)."""
+    tree: Tree = {}
+    base_view = View(stack.name, stack.components, stack.workloads)
+    bases = component_objects(base_view, used_components(stack))
+    for name, objects in bases.items():
+        tree.update(_base(stack, name, objects))
+    mixins: dict[str, dict] = {}
+    for env in stack.environments:
+        env_view = View(stack.name, env.components, env.workloads, env)
+        env_bases = component_objects(env_view, env_components(env))
+        names = [WORKLOADS_BASE, *env_components(env)]
+        overlay_files = _overrides(stack, {n: bases[n] for n in names}, env_bases)
+        tree.update({f"envs/{env.name}/overrides/{path}": text for path, text in overlay_files.items()})
+        components = ["overrides"] if overlay_files else []
+        for mixin in [cloud_mixin(env.cloud), *(accelerator_mixin(env.cloud, k) for k in env.accelerators)]:
+            if mixin is None:
+                continue
+            mixins[mixin.name] = mixin.files
+            components.append(f"../../components/{mixin.name}")
+        kustomization = {"apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
+                         "resources": [f"../../base/{n}" for n in names]}
+        if components:
+            kustomization["components"] = components
+        tree[f"envs/{env.name}/kustomization.yaml"] = dump(kustomization)
+    for name, files in sorted(mixins.items()):
+        for path, content in files.items():
+            tree[f"components/{name}/{path}"] = content if isinstance(content, str) else dump(content)
+    for path, content in argocd_objects(stack).items():
+        tree[path] = content if isinstance(content, str) else dump(content)
+    tree[PROVENANCE] = provenance(stack)
+    return dict(sorted(tree.items()))
+
+
+def _base(stack: Stack, name: str, objects: list[Obj]) -> Tree:
+    files: Tree = {}
+    resources = []
+    for path, o in assign_paths(objects):
+        files[path] = dump(o)
+        resources.append(path)
+    component = stack.components.get(name)
+    patches = []
+    if component is not None:
+        for ref in component.extra_resources:
+            for source, content in sorted(stack.files.items()):
+                if source == ref or source.startswith(ref.rstrip("/") + "/"):
+                    path = f"extra/{_safe(source)}"
+                    files[path] = content.decode("utf-8")
+                    resources.append(path)
+        for patch in component.patches:
+            path = f"patches/{_safe(patch.path)}"
+            files[path] = stack.files[patch.path].decode("utf-8")
+            entry: Obj = {"path": path}
+            if patch.target:
+                entry["target"] = thawed(patch.target)
+            patches.append(entry)
+    kustomization: Obj = {
+        "apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
+        "labels": [{"includeSelectors": False, "pairs": common_labels(stack, name)}],
+        "resources": sorted(resources),
+    }
+    if patches:
+        kustomization["patches"] = patches
+    files["kustomization.yaml"] = dump(kustomization)
+    return {f"base/{name}/{path}": text for path, text in files.items()}
+
+
+def _safe(ref: str) -> str:
+    """A referenced path as a relative path inside the output (no '..', no leading '/')."""
+    parts = [("__" if p == ".." else p) for p in PurePosixPath(ref).parts if p not in ("/", ".")]
+    return "/".join(parts)
+
+
+def _overrides(stack: Stack, base: dict[str, list[Obj]], env: dict[str, list[Obj]]) -> Tree:
+    """The environment's overrides Component (empty tree when the environment changes nothing)."""
+    overlay = environment_overlay(base, env)
+    files: Tree = {}
+    patches, resources = [], []
+    for ident, ops in overlay.patches.items():
+        path = f"patches/{_patch_name(ident)}"
+        files[path] = dump(ops)
+        patches.append({"path": path, "target": _target(ident)})
+    for ident in overlay.deleted:
+        path = f"patches/delete-{_patch_name(ident)}"
+        api, kind, ns, name = ident
+        files[path] = dump({"$patch": "delete", "apiVersion": api, "kind": kind,
+                            "metadata": {"name": name, **({"namespace": ns} if ns else {})}})
+        patches.append({"path": path})
+    for base_name, o in overlay.added:
+        o = json.loads(json.dumps(o))
+        o["metadata"].setdefault("labels", {}).update(common_labels(stack, base_name))
+        path = f"resources/{object_path(o)}"
+        files[path] = dump(o)
+        resources.append(path)
+    if not files:
+        return {}
+    component: Obj = {"apiVersion": COMPONENT_API, "kind": "Component"}
+    if resources:
+        component["resources"] = sorted(resources)
+    if patches:
+        component["patches"] = patches
+    files["kustomization.yaml"] = dump(component)
+    return files
+
+
+def _patch_name(ident: Identity) -> str:
+    _, kind, ns, name = ident
+    return f"{kind.lower()}-{ns + '-' if ns else ''}{name}.yaml"
+
+
+def _target(ident: Identity) -> Obj:
+    api, kind, ns, name = ident
+    group, version = split_api_version(api)
+    target: Obj = {"group": group, "kind": kind, "name": f"^{re.escape(name)}$", "version": version}
+    if ns:
+        target["namespace"] = ns
+    return target
+
+
+def provenance(stack: Stack) -> str:
+    """What made this tree: no timestamps, so identical inputs give identical bytes."""
+    data = {
+        "generator": "kfgen",
+        "version": __version__,
+        "stack": stack.name,
+        "stackDigest": f"sha256:{stack.digest}",
+        "kubernetesVersion": stack.kubernetes_version,
+        "components": {name: {"enabled": c.enabled, "install": c.install, "version": c.version}
+                       for name, c in stack.components.items()},
+        "environments": {env.name: {"cloud": env.cloud.name, "components": {n: env.components[n].version for n in env_components(env)}}
+                         for env in stack.environments},
+    }
+    return json.dumps(data, indent=2) + "\n"
+
+
+def rendered_documents(text: str) -> list[Obj]:
+    """Objects of a kustomize build."""
+    return [d for d in load_all(text) if isinstance(d, dict)]

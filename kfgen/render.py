@@ -1,0 +1,83 @@
+"""The render pipeline: load -> validate -> plan -> write -> hydrate -> swap, timed by stage."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from kfgen.hydrate import split_rendered
+from kfgen.kustomize import find_engine
+from kfgen.model import Stack
+from kfgen.plan import plan
+from kfgen.sources import read_sources
+from kfgen.validate import build_stack
+from kfgen.writer import check_owned, locked, new_staging, swap_in, write_tree
+
+
+@dataclass
+class RenderResult:
+    out: Path
+    stack: Stack
+    objects: dict[str, int] = field(default_factory=dict)  # per environment
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage
+
+
+def load_stack(stack_path: Path, display: str | None = None, allow_outside: bool = False) -> Stack:
+    """The validated stack (InputError with every problem otherwise)."""
+    return build_stack(read_sources(stack_path, display, allow_outside))
+
+
+def default_out(stack_path: Path, stack: Stack) -> Path:
+    """--out defaults to spec.gitops.path next to the stack file."""
+    return stack_path.parent / stack.gitops.path
+
+
+def render(stack_path: Path, out: Path | None = None, *, display: str | None = None, kustomize: str | None = None,
+           allow_outside: bool = False, progress: Callable[[str], None] | None = None) -> RenderResult:
+    """Render the stack into `out`; on any failure the previous `out` is left exactly as it was."""
+    timer = _Timer()
+    sources = timer.run("load", read_sources, stack_path, display, allow_outside)
+    stack = timer.run("validate", build_stack, sources)
+    tree = timer.run("plan", plan, stack)
+    out = out or default_out(stack_path, stack)
+    engine = timer.run("engine", find_engine, kustomize)
+    result = RenderResult(out, stack)
+    with locked(out):
+        check_owned(out)
+        staging = new_staging(out)
+        try:
+            timer.run("write", write_tree, staging, tree)
+            envs = [env.name for env in stack.environments]
+
+            def built(folder: Path) -> None:
+                if progress:
+                    progress(folder.name)
+
+            streams = timer.run("hydrate", engine.build_all, [staging / "envs" / name for name in envs], built)
+            rendered: dict[str, str] = {}
+            for name, stream in zip(envs, streams):
+                files = split_rendered(name, stream)
+                result.objects[name] = len(files)
+                rendered.update(files)
+            timer.run("split", write_tree, staging, rendered)
+            timer.run("swap", swap_in, staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    result.seconds = timer.seconds
+    return result
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def run(self, stage: str, fn, *args):
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start

@@ -1,0 +1,110 @@
+"""Pipelines as Argo WorkflowTemplates: a DAG whose tasks pass each step's output directory on as
+an artifact; a step on an accelerator is its own WorkflowTemplate (`<pipeline>-<step>`, template
+`main`) so the accelerator Component can patch it by label. A schedule adds a CronWorkflow."""
+
+from __future__ import annotations
+
+from kfgen.accelerators import image_variant
+from kfgen.catalog.objects import Obj, binding, empty_dir, meta, obj, role, rule, service_account
+from kfgen.catalog.view import View
+from kfgen.model import Pipeline, Step
+from kfgen.workloads.pods import ACCELERATOR_LABEL, WORKLOAD_LABEL, container_security, env_list, shm_volume, workload_security
+
+SERVICE_ACCOUNT = "ml-pipelines"
+IN_DIR, OUT_DIR = "/work/in", "/work/out"
+
+
+def pipeline_objects(view: View) -> list[Obj]:
+    ns = view.workloads.namespace
+    pipelines = view.workloads.enabled("pipelines")
+    if not pipelines:
+        return []
+    executor = f"{SERVICE_ACCOUNT}-executor"
+    objects = [
+        service_account(SERVICE_ACCOUNT, ns, annotations=view.identity_annotations("pipelines")),
+        # The emissary executor's minimum: report outputs through WorkflowTaskResults.
+        role("Role", executor, ns, [rule(["argoproj.io"], ["workflowtaskresults"], ["create", "patch"])]),
+        binding("RoleBinding", executor, ns, "Role", executor, [(SERVICE_ACCOUNT, ns)]),
+    ]
+    argo_version = view.component("argo-workflows").version
+    for pipeline in pipelines:
+        objects += workflow_templates(pipeline, view)
+        if pipeline.schedule:
+            objects.append(cron_workflow(pipeline, ns, argo_version))
+    return objects
+
+
+def step_template_name(pipeline: Pipeline, step: Step) -> str:
+    return f"{pipeline.name}-{step.name}"
+
+
+def workflow_templates(pipeline: Pipeline, view: View) -> list[Obj]:
+    ns = view.workloads.namespace
+    tasks: list[Obj] = []
+    templates: list[Obj] = [{"dag": {"tasks": tasks}, "name": "pipeline"}]
+    separate: list[Obj] = []
+    for step in pipeline.steps:
+        task: Obj = {"name": step.name}
+        if step.inputs:
+            task["arguments"] = {"artifacts": [{"from": f"{{{{tasks.{source}.outputs.artifacts.output}}}}", "name": source}
+                                               for source in step.inputs]}
+            task["dependencies"] = list(step.inputs)
+        if step.accelerator:
+            task["templateRef"] = {"name": step_template_name(pipeline, step), "template": "main"}
+            labels = {WORKLOAD_LABEL: pipeline.name, ACCELERATOR_LABEL: step.accelerator}
+            separate.append(obj("argoproj.io/v1alpha1", "WorkflowTemplate", meta(step_template_name(pipeline, step), ns, labels=labels),
+                                spec=_spec(pipeline, [_step_template(pipeline, step, "main", view)], None, view)))
+        else:
+            task["template"] = step.name
+            templates.append(_step_template(pipeline, step, step.name, view))
+        tasks.append(task)
+    main = obj("argoproj.io/v1alpha1", "WorkflowTemplate", meta(pipeline.name, ns, labels={WORKLOAD_LABEL: pipeline.name}),
+               spec=_spec(pipeline, templates, "pipeline", view))
+    return [main, *separate]
+
+
+def _spec(pipeline: Pipeline, templates: list[Obj], entrypoint: str | None, view: View) -> Obj:
+    spec: Obj = {}
+    if pipeline.parameters and entrypoint:
+        spec["arguments"] = {"parameters": [{"name": k, "value": v} for k, v in pipeline.parameters]}
+    if entrypoint:
+        spec["entrypoint"] = entrypoint
+    pod_labels = {WORKLOAD_LABEL: pipeline.name, **view.identity_pod_labels("pipelines")}
+    spec["podMetadata"] = {"labels": dict(sorted(pod_labels.items()))}
+    spec["securityContext"] = workload_security()
+    spec["serviceAccountName"] = SERVICE_ACCOUNT
+    spec["templates"] = templates
+    return spec
+
+
+def _step_template(pipeline: Pipeline, step: Step, name: str, view: View) -> Obj:
+    env = {f"PARAM_{k.upper().replace('-', '_')}": f"{{{{workflow.parameters.{k}}}}}" for k, _ in pipeline.parameters}
+    env.update({"KFGEN_INPUTS": IN_DIR, "KFGEN_OUTPUT": OUT_DIR})
+    mounts = [{"mountPath": OUT_DIR, "name": "out"}, {"mountPath": "/tmp", "name": "tmp"}]
+    volumes = [empty_dir("out"), empty_dir("tmp")]
+    if view.shared_memory(step.accelerator):
+        mounts.insert(0, {"mountPath": "/dev/shm", "name": "dshm"})
+        volumes.insert(0, shm_volume(step.resources))
+    container: Obj = {"command": list(step.command), "env": env_list(step.env, env),
+                      "image": image_variant(step.image, view.accelerator(step.accelerator)), "imagePullPolicy": "IfNotPresent"}
+    if step.args:
+        container["args"] = list(step.args)
+    container["resources"] = step.resources.as_dict()
+    container["securityContext"] = container_security()
+    container["volumeMounts"] = mounts
+    template: Obj = {"container": container, "name": name, "nodeSelector": {"kubernetes.io/os": "linux"},
+                     "outputs": {"artifacts": [{"name": "output", "path": OUT_DIR}]}, "volumes": volumes}
+    if step.inputs:
+        template["inputs"] = {"artifacts": [{"name": source, "path": f"{IN_DIR}/{source}"} for source in step.inputs]}
+    return template
+
+
+def cron_workflow(pipeline: Pipeline, ns: str, argo_version: str) -> Obj:
+    spec: Obj = {"concurrencyPolicy": "Forbid", "failedJobsHistoryLimit": 3, "startingDeadlineSeconds": 300,
+                 "successfulJobsHistoryLimit": 3, "timezone": pipeline.timezone,
+                 "workflowSpec": {"workflowTemplateRef": {"name": pipeline.name}}}
+    if argo_version.startswith("v3.5"):
+        spec["schedule"] = pipeline.schedule
+    else:
+        spec["schedules"] = [pipeline.schedule]
+    return obj("argoproj.io/v1alpha1", "CronWorkflow", meta(pipeline.name, ns, labels={WORKLOAD_LABEL: pipeline.name}), spec=spec)

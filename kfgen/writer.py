@@ -1,0 +1,122 @@
+"""Writing the output folder: never half-written, never two writers, never outside --out.
+
+A render is written into a temporary sibling of --out and swapped in with one atomic
+renameat2(RENAME_EXCHANGE) (two renames where the kernel lacks it); the old tree is then removed.
+A lock file beside --out serializes renders of the same folder. kfgen owns --out: it refuses a
+non-empty folder without kfgen's provenance file.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from kfgen.errors import InputError, KfgenError
+
+MARKER = "provenance.json"
+LOCK_WAIT_SECONDS = 600
+_RENAME_EXCHANGE = 2
+
+
+class BusyError(KfgenError):
+    """Another render holds the output folder's lock for too long."""
+
+    exit_code = 3
+
+
+def lock_path(out: Path) -> Path:
+    return out.parent / f".{out.name}.kfgen.lock"
+
+
+@contextmanager
+def locked(out: Path, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
+    """Hold the output folder's lock; wait (saying so once) while another render holds it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path(out), "a+") as handle:
+        deadline = time.monotonic() + wait_seconds
+        told = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise BusyError(f"{out}: another kfgen render still holds {lock_path(out)} after {wait_seconds:.0f}s") from None
+                if not told:
+                    print(f"kfgen: waiting for another render of {out} to finish", file=sys.stderr)
+                    told = True
+                time.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def check_owned(out: Path) -> None:
+    """Refuse to replace a folder kfgen did not create."""
+    if out.is_symlink():
+        raise InputError(f"{out}: is a symlink; give the real folder as --out")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise InputError(f"{out}: not empty and not created by kfgen (no {MARKER}); choose an empty or new folder")
+
+
+def new_staging(out: Path) -> Path:
+    """A fresh temporary sibling of `out`; leftovers of interrupted renders are removed first."""
+    for stale in out.parent.glob(f".{out.name}.kfgen-*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+    staging = out.parent / f".{out.name}.kfgen-new-{os.getpid()}"
+    staging.mkdir(parents=True)
+    return staging
+
+
+def write_tree(root: Path, files: dict[str, str]) -> None:
+    """Write files under `root` (a fresh folder), refusing any path that would leave it."""
+    base = root.resolve()
+    for relative, text in files.items():
+        target = (root / relative)
+        if ".." in Path(relative).parts or Path(relative).is_absolute() or not target.resolve().is_relative_to(base):
+            raise InputError(f"refusing to write {relative!r}: outside the output folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "x", encoding="utf-8", newline="\n") as handle:  # "x": never follow or reuse a file
+            handle.write(text)
+
+
+def swap_in(staging: Path, out: Path) -> None:
+    """Make `staging` the new `out` in one step; the previous tree is removed afterwards."""
+    if not out.exists():
+        os.rename(staging, out)
+        return
+    if _exchange(staging, out):
+        shutil.rmtree(staging)
+        return
+    old = out.parent / f".{out.name}.kfgen-old-{os.getpid()}"
+    os.rename(out, old)
+    os.rename(staging, out)
+    shutil.rmtree(old)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths (Linux renameat2); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
