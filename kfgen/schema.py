@@ -78,7 +78,9 @@ def explain_error(doc: Document, error: ValidationError) -> Iterator[Problem]:
         return
     if kind == "enum":
         options = [str(o) for o in error.validator_value]
-        hint = difflib.get_close_matches(str(error.instance), options, n=1, cutoff=0.6)
+        # a hint for a misspelt word, not for a version number that is simply unsupported
+        wordy = any(c.isalpha() for c in str(error.instance))
+        hint = difflib.get_close_matches(str(error.instance), options, n=1, cutoff=0.6) if wordy else []
         suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
         yield doc.problem(path, f"{error.instance!r} is not one of: {', '.join(options)}{suffix}")
         return

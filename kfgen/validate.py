@@ -261,7 +261,7 @@ class _Builder:
             ))
         ordered = _topological(steps)
         if ordered is None:
-            self.fail(where(path + ("steps",)), "the steps' inputs form a cycle")
+            self.fail(where(path + ("steps",)), "the steps' inputs form a cycle", key=True)
             ordered = steps
         return Pipeline(name=name, enabled=d.get("enabled", True), schedule=d.get("schedule"), timezone=d.get("timezone", "UTC"),
                         parameters=tuple(sorted((k, _scalar(v)) for k, v in (d.get("parameters") or {}).items())),

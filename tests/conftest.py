@@ -1,0 +1,82 @@
+"""Shared fixtures: in-process CLI runs, example stacks in tmp dirs, real git with a pinned identity."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kfgen.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted(p.parent for p in (ROOT / "stacks").glob("*/stack.yaml"))
+SHARED = ROOT.parent / "shared"
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def kfgen(capsys):
+    """Run the CLI in-process: kfgen("render", path) -> Run(code, out, err)."""
+
+    def run(*args: object) -> Run:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def example(tmp_path) -> Path:
+    """A copy of stacks/example in a tmp dir (the folder is self-contained); returns its stack.yaml."""
+    return copy_stack("example", tmp_path)
+
+
+def copy_stack(name: str, tmp_path: Path) -> Path:
+    target = tmp_path / name
+    shutil.copytree(ROOT / "stacks" / name, target, ignore=shutil.ignore_patterns("deploy"))
+    return target / "stack.yaml"
+
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "kfgen tests", "GIT_AUTHOR_EMAIL": "tests@kfgen.invalid",
+    "GIT_COMMITTER_NAME": "kfgen tests", "GIT_COMMITTER_EMAIL": "tests@kfgen.invalid",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+    "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=repo, env={**os.environ, **GIT_ENV}, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+@pytest.fixture
+def git_repo(tmp_path) -> Path:
+    """An empty git repository with a pinned identity and dates."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    return repo
+
+
+def edit(path: Path, old: str, new: str, count: int = 1) -> None:
+    """Replace text in a file, asserting it was there (a test must not silently test nothing)."""
+    text = path.read_text()
+    assert text.count(old) >= count, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, count))
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

@@ -1,0 +1,79 @@
+"""kfgen/load.py: hostile and broken YAML gives one located problem, fast, never a traceback."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kfgen.errors import InputError
+from kfgen.load import MAX_BYTES, load_bytes
+
+
+def problems(text: str | bytes) -> list[str]:
+    raw = text.encode() if isinstance(text, str) else text
+    with pytest.raises(InputError) as info:
+        load_bytes(raw, "stack.yaml")
+    return info.value.lines()
+
+
+def test_positions_of_keys_and_values():
+    doc = load_bytes(b"a:\n  b: [1, 2]\n  c: x\n", "s.yaml")
+    assert doc.data == {"a": {"b": [1, 2], "c": "x"}}
+    assert doc.position(("a", "c")) == (3, 6)
+    assert doc.position(("a", "c"), key=True) == (3, 3)
+    assert doc.position(("a", "b", 1)) == (2, 10)
+    assert doc.position(("a", "missing", "deeper")) == (2, 3)  # nearest written ancestor
+
+
+def test_duplicate_keys_are_all_reported():
+    assert problems("a: 1\nb: 2\na: 3\nb: 4\n") == [
+        "stack.yaml:3:1: a: duplicate key 'a' (first on line 1)",
+        "stack.yaml:4:1: b: duplicate key 'b' (first on line 2)",
+    ]
+
+
+def test_tab_indentation():
+    assert problems("a:\n\tb: 1\n") == ["stack.yaml:2:1: tab in indentation; YAML indents with spaces"]
+
+
+def test_not_utf8():
+    assert problems(b"a: 1\nb: caf\xe9\n") == ["stack.yaml:2:7: not valid UTF-8 (save the file as UTF-8)"]
+
+
+@pytest.mark.parametrize("tag", ["!!python/object:os.system", "!!python/name:os.system", "!custom", "!!binary", "!!set"])
+def test_unsafe_and_unknown_tags(tag):
+    lines = problems(f"spec:\n  x: {tag} abc\n")
+    assert len(lines) == 1 and lines[0].startswith("stack.yaml:2:6: spec.x: unsupported YAML tag")
+
+
+def test_alias_bomb_is_refused_fast():
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)},"
+        f" *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8))
+    start = time.perf_counter()
+    lines = problems(bomb)
+    assert time.perf_counter() - start < 2
+    assert len(lines) == 1 and "expands to more than 200000 nodes (aliases); refused" in lines[0]
+
+
+def test_size_cap():
+    assert problems(b"a: " + b"x" * MAX_BYTES) == [f"stack.yaml:1:1: file is {MAX_BYTES + 3} bytes, over the {MAX_BYTES}-byte limit"]
+
+
+def test_syntax_error_has_its_position():
+    assert problems("a: [1, 2\nb: 3\n") == ["stack.yaml:2:2: invalid YAML: expected ',' or ']', but got ':'"]
+
+
+def test_one_document_only():
+    assert problems("a: 1\n---\nb: 2\n") == ["stack.yaml:3:1: expected one YAML document, found several"]
+
+
+def test_empty_file():
+    assert problems("# nothing\n") == ["stack.yaml:1:1: the file is empty, expected a mapping"]
+
+
+def test_merge_keys_and_yaml12_scalars():
+    doc = load_bytes(b"base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  y: 3\nn: 0o17\nh: 0x1F\nt: yes\nd: 2024-10-07\nz: ~\n", "s.yaml")
+    assert doc.data["c"] == {"x": 1, "y": 3}
+    assert (doc.data["n"], doc.data["h"], doc.data["t"], doc.data["d"], doc.data["z"]) == (15, 31, "yes", "2024-10-07", None)

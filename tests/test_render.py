@@ -1,0 +1,137 @@
+"""kfgen render with the real kustomize: layers build to the hydrated tree, bytes are stable,
+writes are atomic, the output folder is kfgen's own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES, ROOT, copy_stack, edit, read_tree
+from kfgen.kustomize import find_engine
+from kfgen.yamlio import load_all
+
+
+def objects_of(folder: Path) -> list[dict]:
+    docs = []
+    for file in sorted(folder.rglob("*.yaml")):
+        docs.extend(load_all(file.read_text()))
+    return docs
+
+
+def key(obj: dict) -> tuple:
+    m = obj["metadata"]
+    return (obj["apiVersion"], obj["kind"], m.get("namespace", ""), m["name"])
+
+
+@pytest.mark.parametrize("name", [p.name for p in EXAMPLES])
+def test_layers_build_to_exactly_the_hydrated_tree(kfgen, tmp_path, name):
+    stack = copy_stack(name, tmp_path)
+    out = tmp_path / "out"
+    run = kfgen("render", stack, "--out", out)
+    assert run.code == 0, run.err
+    engine = find_engine()
+    envs = sorted(p.name for p in (out / "envs").iterdir())
+    assert envs == sorted(p.name for p in (out / "rendered").iterdir())
+    for env in envs:
+        built = sorted(load_all(engine.build(out / "envs" / env)), key=key)
+        hydrated = sorted(objects_of(out / "rendered" / env), key=key)
+        assert built == hydrated, env
+        # one object per file, plain YAML only: nothing that would switch Argo CD's tool detection
+        files = list((out / "rendered" / env).rglob("*"))
+        assert all(len(load_all(f.read_text())) == 1 for f in files if f.is_file())
+        assert not [f for f in files if f.name in ("kustomization.yaml", "Chart.yaml", "Kustomization")]
+
+
+def test_same_input_same_bytes_whatever_the_hash_seed(tmp_path):
+    stack = copy_stack("multicloud", tmp_path)
+    trees = []
+    for seed in ("0", "4242"):
+        out = tmp_path / f"out-{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-m", "kfgen", "render", str(stack), "--out", str(out)], check=True, env=env,
+                       capture_output=True)
+        trees.append(read_tree(out))
+    assert trees[0] == trees[1]
+    owned_by_the_cluster = {"creationTimestamp", "managedFields", "resourceVersion", "uid", "generation"}
+    for path, text in trees[0].items():
+        if path.startswith("rendered/"):
+            (obj,) = load_all(text.decode())
+            assert "status" not in obj and not owned_by_the_cluster & set(obj["metadata"]), path
+
+
+def test_default_out_is_the_gitops_path_next_to_the_stack(kfgen, example):
+    run = kfgen("render", example)
+    assert run.code == 0, run.err
+    assert (example.parent / "deploy" / "provenance.json").is_file()
+    assert run.out.startswith("rendered 2 environments (dev ")
+
+
+def test_a_failed_render_leaves_the_previous_output_byte_identical(kfgen, example, tmp_path):
+    out = tmp_path / "out"
+    assert kfgen("render", example, "--out", out).code == 0
+    before = read_tree(out)
+    # A user patch kustomize cannot apply: the render fails in the real kustomize, after planning.
+    (example.parent / "bad-patch.yaml").write_text("- op: replace\n  path: /spec/does/not/exist\n  value: 1\n")
+    edit(example, "      namespace: argo\n", "      namespace: argo\n      patches:\n        - path: bad-patch.yaml\n"
+                  "          target: {kind: Deployment, name: argo-server}\n")
+    run = kfgen("render", example, "--out", out)
+    assert run.code == 3
+    assert run.err.startswith("kustomize build ") and "failed:" in run.err and len(run.err.splitlines()) == 1
+    assert read_tree(out) == before
+    assert not [p for p in tmp_path.iterdir() if ".kfgen-" in p.name]  # no staging left behind
+
+
+def test_stale_files_disappear(kfgen, example, tmp_path):
+    out = tmp_path / "out"
+    assert kfgen("render", example, "--out", out).code == 0
+    (out / "rendered" / "dev" / "left-over.yaml").write_text("kind: Stale\n")
+    assert kfgen("render", example, "--out", out).code == 0
+    assert not (out / "rendered" / "dev" / "left-over.yaml").exists()
+
+
+def test_refuses_a_folder_it_did_not_create(kfgen, example, tmp_path):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    run = kfgen("render", example, "--out", out)
+    assert (run.code, run.err) == (2, f"{out}: not empty and not created by kfgen (no provenance.json); choose an empty or new folder\n")
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_missing_engine_is_one_line_and_exit_3(kfgen, example, tmp_path, monkeypatch):
+    monkeypatch.setenv("KFGEN_KUSTOMIZE", str(tmp_path / "no-such-kustomize"))
+    find_engine.cache_clear()
+    try:
+        run = kfgen("render", example, "--out", tmp_path / "out")
+    finally:
+        find_engine.cache_clear()
+    assert (run.code, run.err) == (3, f"kustomize engine '{tmp_path / 'no-such-kustomize'}' not found (from --kustomize or KFGEN_KUSTOMIZE)\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_too_old_an_engine_is_refused(kfgen, example, tmp_path):
+    fake = tmp_path / "kustomize"
+    fake.write_text("#!/bin/sh\necho v4.5.7\n")
+    fake.chmod(0o755)
+    find_engine.cache_clear()
+    try:
+        run = kfgen("render", example, "--out", tmp_path / "out", "--kustomize", fake)
+    finally:
+        find_engine.cache_clear()
+    assert (run.code, run.err) == (3, f"{fake} has kustomize v4.5.7; kfgen needs v5.0.0 or newer\n")
+
+
+def test_the_wheel_ships_schemas_overlays_and_templates(tmp_path):
+    wheel_dir = tmp_path / "wheel"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(ROOT)], check=True,
+                   capture_output=True)
+    import zipfile
+
+    names = zipfile.ZipFile(next(wheel_dir.glob("kfgen-*.whl"))).namelist()
+    assert "kfgen/_data/schemas/stack.schema.json" in names
+    assert "kfgen/_data/overlays/clouds/gke.yaml" in names
+    assert "kfgen/templates/jupyterhub_config.py" in names
