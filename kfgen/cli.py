@@ -159,6 +159,18 @@ def images(stack: Path, env_name: str | None) -> int:
 
 
 @cli.command()
+@click.argument("stack", type=click.Path(path_type=Path, dir_okay=False), required=False)
+def profiles(stack: Path | None) -> int:
+    """The clouds and accelerator profiles kfgen knows (with the stack's own, if given), as a table."""
+    from kfgen.profiles import profile_index, support_matrix
+    from kfgen.sources import read_profiles, read_sources
+
+    docs = read_sources(stack, str(stack)).profiles if stack else read_profiles([], {})[0]
+    click.echo(support_matrix(*profile_index(docs)), nl=False)
+    return EXIT_OK
+
+
+@cli.command()
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file instead of stdout.")
 def schema(out: Path | None) -> int:
     """Print the stack's JSON Schema (for editors: # yaml-language-server: $schema=...)."""

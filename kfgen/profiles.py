@@ -82,3 +82,22 @@ def profile_index(docs: dict[str, list[Document]]) -> tuple[dict[str, CloudProfi
     clouds = {p.name: p for p in map(cloud_profile, docs.get("clouds", []))}
     accelerators = {p.name: p for p in map(accelerator_profile, docs.get("accelerators", []))}
     return dict(sorted(clouds.items())), dict(sorted(accelerators.items()))
+
+
+def support_matrix(clouds: dict[str, CloudProfile], accelerators: dict[str, AcceleratorProfile]) -> str:
+    """A markdown table: accelerator profiles by cloud, with what each pod gets."""
+    names = list(clouds)
+    lines = ["| accelerator | resource | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for accelerator in accelerators.values():
+        cells = []
+        for cloud in clouds.values():
+            placement = cloud.placements.get(accelerator.name) or accelerator.placement.get(cloud.scheme)
+            if placement is None:
+                cells.append("-")
+            elif accelerator.tpu:
+                cells.append("slices: " + ", ".join(accelerator.tpu["topologies"]))
+            else:
+                cells.append(f"up to {placement.max_per_node}/pod" if placement.max_per_node else "yes")
+        extra = f" (MIG: {', '.join(accelerator.mig_profiles)})" if accelerator.mig_profiles else ""
+        lines.append(f"| {accelerator.name}{extra} | {accelerator.resource or 'none'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -82,7 +82,7 @@ def read_sources(stack_path: Path, display: str | None = None, allow_outside: bo
             problems.append(doc.problem(("spec", "profiles", i), f"profile folder {ref!r} not found (relative to the stack file)"))
         else:
             profile_folders.append((ref, folder))
-    sources.profiles, profile_problems = _read_profiles(profile_folders, sources.files)
+    sources.profiles, profile_problems = read_profiles(profile_folders, sources.files)
     problems += profile_problems
     if problems:
         raise InputError(problems)
@@ -115,7 +115,7 @@ def _read_manifests(sources: Sources, root: Path, allow_outside: bool, ref: str,
     return []
 
 
-def _read_profiles(user_folders: list[tuple[str, Path]], files: dict[str, bytes]) -> tuple[dict[str, list[Document]], list[Problem]]:
+def read_profiles(user_folders: list[tuple[str, Path]], files: dict[str, bytes]) -> tuple[dict[str, list[Document]], list[Problem]]:
     from kfgen.profiles import profile_problems  # profiles imports model only; kept local to avoid a cycle
 
     found: dict[str, list[Document]] = {kind: [] for kind in PROFILE_KINDS}
