@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from kfgen.argocd import annotate_for_argocd
 from kfgen.catalog import argo, gateway, jupyterhub, seldon, training
 from kfgen.catalog.objects import Obj, namespace
 from kfgen.catalog.view import View
@@ -41,4 +42,5 @@ def component_objects(view: View, components: list[str]) -> dict[str, list[Obj]]
         if name in _WORKLOADS:
             objects += _WORKLOADS[name](view)
         out[name] = objects
+    annotate_for_argocd(out)
     return out

@@ -127,6 +127,47 @@ def render(stack: Path, out: Path | None, kustomize: str | None, allow_outside_r
 
 
 @cli.command()
+@click.argument("stack", type=click.Path(path_type=Path, dir_okay=False), default=Path("stack.yaml"))
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="The committed output (default: spec.gitops.path next to the stack).")
+@click.option("--kustomize", "kustomize", help="The kustomize engine; also KFGEN_KUSTOMIZE.")
+@click.option("--allow-outside-repo", is_flag=True, help="Allow referenced files outside the stack's repository.")
+def check(stack: Path, out: Path | None, kustomize: str | None, allow_outside_repo: bool) -> int:
+    """Exit 0 when the committed output is exactly a fresh render of the stack, else 1 naming each file."""
+    from kfgen.review import check as run_check
+
+    out_dir, drift = run_check(stack, out, display=str(stack), kustomize=kustomize, allow_outside=allow_outside_repo)
+    words = {"changed": "differs from a fresh render", "missing": "missing (a fresh render writes it)",
+             "unexpected": "not written by a fresh render (hand-added or stale)"}
+    for item in drift:
+        click.echo(f"{out_dir / item.path}: {words[item.reason]}")
+    if drift:
+        click.echo(f"{out_dir}: {len(drift)} files differ from a fresh render of {stack}; run: kfgen render {stack}", err=True)
+        return EXIT_FINDINGS
+    click.echo(f"{out_dir}: up to date with {stack}")
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(path_type=Path, dir_okay=False), default=Path("stack.yaml"))
+@click.option("--base", "base_ref", required=True, help="The git ref to compare with (e.g. origin/main).")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--exit-code", is_flag=True, help="Exit 1 when there are changes.")
+@click.option("--kustomize", "kustomize", help="The kustomize engine; also KFGEN_KUSTOMIZE.")
+def diff(stack: Path, base_ref: str, fmt: str, exit_code: bool, kustomize: str | None) -> int:
+    """Compare the hydrated objects of the stack at a git ref with the stack now, per environment."""
+    from kfgen.review import as_json, as_markdown, as_text, diff as run_diff
+
+    changes = run_diff(stack, base_ref, display=str(stack), kustomize=kustomize)
+    if fmt == "json":
+        click.echo(as_json(changes), nl=False)
+    elif fmt == "markdown":
+        click.echo(as_markdown(changes, str(stack), base_ref), nl=False)
+    else:
+        click.echo(as_text(changes), nl=False)
+    return EXIT_FINDINGS if exit_code and changes else EXIT_OK
+
+
+@cli.command()
 @click.argument("field", default="")
 def explain(field: str) -> int:
     """Document a stack field, straight from the JSON Schema (e.g. spec.environments)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from kfgen import __version__
@@ -31,6 +32,13 @@ COMPONENT_LABEL = "kfgen.io/component"
 PROVENANCE = "provenance.json"
 
 Tree = dict[str, str]
+
+
+@dataclass
+class Inventory:
+    bases: list[str] = field(default_factory=list)
+    cluster_kinds: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    namespaces: set[str] = field(default_factory=set)
 
 
 def used_components(stack: Stack) -> list[str]:
@@ -54,6 +62,7 @@ def plan(stack: Stack) -> Tree:
     for name, objects in bases.items():
         tree.update(_base(stack, name, objects))
     mixins: dict[str, dict] = {}
+    inventory: dict[str, Inventory] = {}
     for env in stack.environments:
         env_view = View(stack.name, env.components, env.workloads, env)
         env_bases = component_objects(env_view, env_components(env))
@@ -61,11 +70,11 @@ def plan(stack: Stack) -> Tree:
         overlay_files = _overrides(stack, {n: bases[n] for n in names}, env_bases)
         tree.update({f"envs/{env.name}/overrides/{path}": text for path, text in overlay_files.items()})
         components = ["overrides"] if overlay_files else []
-        for mixin in [cloud_mixin(env.cloud), *(accelerator_mixin(env.cloud, k) for k in env.accelerators)]:
-            if mixin is None:
-                continue
+        env_mixins = [m for m in [cloud_mixin(env.cloud), *(accelerator_mixin(env.cloud, k) for k in env.accelerators)] if m]
+        for mixin in env_mixins:
             mixins[mixin.name] = mixin.files
             components.append(f"../../components/{mixin.name}")
+        inventory[env.name] = _inventory(stack, env_bases, env_mixins)
         kustomization = {"apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
                          "resources": [f"../../base/{n}" for n in names]}
         if components:
@@ -74,10 +83,44 @@ def plan(stack: Stack) -> Tree:
     for name, files in sorted(mixins.items()):
         for path, content in files.items():
             tree[f"components/{name}/{path}"] = content if isinstance(content, str) else dump(content)
-    for path, content in argocd_objects(stack).items():
+    for path, content in argocd_objects(stack, inventory).items():
         tree[path] = content if isinstance(content, str) else dump(content)
     tree[PROVENANCE] = provenance(stack)
     return dict(sorted(tree.items()))
+
+
+def _inventory(stack: Stack, env_bases: dict[str, list[Obj]], mixins: list) -> Inventory:
+    """What an environment's render holds, for its Argo CD objects: bases (Applications),
+    cluster-scoped kinds per base (the AppProject's whitelist) and namespaces (its destinations)."""
+    found = Inventory()
+    extra = {name: _extra_objects(stack, name) for name in env_bases}
+    with_mixins = {**{n: objs + extra[n] for n, objs in env_bases.items()}}
+    for mixin in mixins:
+        for path, content in mixin.files.items():
+            if isinstance(content, dict) and content.get("kind") not in ("Component", None) and not path.startswith("patches/"):
+                with_mixins.setdefault(content["metadata"]["labels"][COMPONENT_LABEL], []).append(content)
+    for name, objects in with_mixins.items():
+        found.bases.append(name)
+        kinds = found.cluster_kinds.setdefault(name, set())
+        for o in objects:
+            namespace = (o.get("metadata") or {}).get("namespace")
+            if namespace:
+                found.namespaces.add(namespace)
+            else:
+                kinds.add((split_api_version(str(o.get("apiVersion", "")))[0], str(o.get("kind", ""))))
+    return found
+
+
+def _extra_objects(stack: Stack, name: str) -> list[Obj]:
+    component = stack.components.get(name)
+    if component is None:
+        return []
+    found = []
+    for ref in component.extra_resources:
+        for source, content in sorted(stack.files.items()):
+            if source == ref or source.startswith(ref.rstrip("/") + "/"):
+                found.extend(d for d in load_all(content.decode("utf-8")) if isinstance(d, dict))
+    return found
 
 
 def _base(stack: Stack, name: str, objects: list[Obj]) -> Tree:
