@@ -6,9 +6,9 @@ from typing import Callable
 
 from kfgen.argocd import annotate_for_argocd
 from kfgen.catalog import argo, gateway, jupyterhub, seldon, training
-from kfgen.catalog.objects import Obj, namespace
+from kfgen.catalog.objects import Obj, namespace, waive
 from kfgen.catalog.view import View
-from kfgen.model import COMPONENTS, Component
+from kfgen.model import COMPONENTS, Component, Waiver
 from kfgen.workloads.pipelines import pipeline_objects
 from kfgen.workloads.serving import serving_objects
 from kfgen.workloads.training import training_objects
@@ -43,4 +43,21 @@ def component_objects(view: View, components: list[str]) -> dict[str, list[Obj]]
             objects += _WORKLOADS[name](view)
         out[name] = objects
     annotate_for_argocd(out)
+    apply_waivers(view.waivers, out)
     return out
+
+
+def apply_waivers(waivers: tuple[Waiver, ...], objects: dict[str, list[Obj]]) -> set[Waiver]:
+    """Annotate the objects the stack's waivers name; returns the waivers that matched."""
+    matched = set()
+    for waiver in waivers:
+        for o in waiver_targets(waiver, objects):
+            waive(o, waiver.policy, waiver.reason)
+            matched.add(waiver)
+    return matched
+
+
+def waiver_targets(waiver: Waiver, objects: dict[str, list[Obj]]) -> list[Obj]:
+    """The objects a waiver names (kind, name and namespace)."""
+    return [o for items in objects.values() for o in items
+            if (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")) == (waiver.kind, waiver.name, waiver.namespace)]

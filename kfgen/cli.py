@@ -168,6 +168,26 @@ def diff(stack: Path, base_ref: str, fmt: str, exit_code: bool, kustomize: str |
 
 
 @cli.command()
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False), default=Path("deploy"))
+@click.option("--crds", "crds", multiple=True, type=click.Path(path_type=Path), help="More CRDs (file or folder; repeatable), e.g. `kubectl get crd -o yaml` of a real cluster.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def lint(out: Path, crds: tuple[Path, ...], fmt: str) -> int:
+    """Check a rendered tree: schemas (Kubernetes and CRDs) and policies. Exit 0 clean, 1 violations, 2 unreadable."""
+    from kfgen.lint import POLICIES, as_json, lint_tree
+
+    violations = lint_tree(out, list(crds))
+    if fmt == "json":
+        click.echo(as_json(violations), nl=False)
+    else:
+        for v in violations:
+            click.echo(f"{out}/{v}")
+        broken = sorted({v.policy for v in violations} - {"SCHEMA"})
+        why = "".join(f"\n  {p}: {POLICIES[p]}" for p in broken)
+        click.echo(f"{out}: {len(violations)} violations{why}", err=True)
+    return EXIT_FINDINGS if violations else EXIT_OK
+
+
+@cli.command()
 @click.argument("field", default="")
 def explain(field: str) -> int:
     """Document a stack field, straight from the JSON Schema (e.g. spec.environments)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 from kfgen.catalog.objects import Obj
 from kfgen.layout import assign_paths
 from kfgen.plan import COMPONENT_LABEL, rendered_documents
-from kfgen.yamlio import dump
 
 UNOWNED = "other"
 
@@ -18,13 +17,13 @@ def owner(obj: Obj) -> str:
     return ((obj.get("metadata") or {}).get("labels") or {}).get(COMPONENT_LABEL) or UNOWNED
 
 
-def split_rendered(env: str, stream: str) -> dict[str, str]:
-    """{path under the output folder: one object's YAML} for one environment's build."""
+def split_rendered(env: str, stream: str) -> dict[str, Obj]:
+    """{path under the output folder: one object} for one environment's build."""
     by_owner: dict[str, list[Obj]] = {}
     for obj in rendered_documents(stream):
         by_owner.setdefault(owner(obj), []).append(obj)
-    files: dict[str, str] = {}
+    files: dict[str, Obj] = {}
     for base, objects in sorted(by_owner.items()):
         for path, obj in assign_paths(objects):
-            files[f"rendered/{env}/{base}/{path}"] = dump(obj)
+            files[f"rendered/{env}/{base}/{path}"] = obj
     return files

@@ -303,6 +303,7 @@ class Waiver:
     name: str
     namespace: str | None
     reason: str
+    written_at: tuple[str, int, int] = ("", 1, 1)  # file, line, column: where a waiver that matches nothing is reported
 
 
 @dataclass(frozen=True)

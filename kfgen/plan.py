@@ -18,10 +18,11 @@ from pathlib import PurePosixPath
 
 from kfgen import __version__
 from kfgen.argocd import argocd_objects
-from kfgen.bases import WORKLOADS_BASE, component_objects
+from kfgen.bases import WORKLOADS_BASE, apply_waivers, component_objects, waiver_targets
 from kfgen.catalog.objects import Obj
 from kfgen.catalog.view import View
 from kfgen.envpatch import Identity, environment_overlay
+from kfgen.errors import InputError, Problem
 from kfgen.layout import assign_paths, object_path, split_api_version
 from kfgen.mixins import COMPONENT_API, accelerator_mixin, cloud_mixin
 from kfgen.model import COMPONENTS, Environment, Stack, thawed
@@ -57,15 +58,18 @@ def common_labels(stack: Stack, base: str) -> dict[str, str]:
 def plan(stack: Stack) -> Tree:
     """Every file of the output tree except rendered/ (which kustomize produces from it)."""
     tree: Tree = {}
-    base_view = View(stack.name, stack.components, stack.workloads)
+    base_view = View(stack.name, stack.components, stack.workloads, waivers=stack.waivers)
     bases = component_objects(base_view, used_components(stack))
+    extras = {name: _extra_objects(stack, name) for name in bases}
     for name, objects in bases.items():
-        tree.update(_base(stack, name, objects))
+        tree.update(_base(stack, name, objects, extras[name]))
     mixins: dict[str, dict] = {}
     inventory: dict[str, Inventory] = {}
+    matched = {w for w in stack.waivers if waiver_targets(w, bases) or waiver_targets(w, extras)}
     for env in stack.environments:
-        env_view = View(stack.name, env.components, env.workloads, env)
+        env_view = View(stack.name, env.components, env.workloads, env, stack.waivers)
         env_bases = component_objects(env_view, env_components(env))
+        matched |= {w for w in stack.waivers if waiver_targets(w, env_bases)}  # objects only this environment has
         names = [WORKLOADS_BASE, *env_components(env)]
         overlay_files = _overrides(stack, {n: bases[n] for n in names}, env_bases)
         tree.update({f"envs/{env.name}/overrides/{path}": text for path, text in overlay_files.items()})
@@ -74,12 +78,16 @@ def plan(stack: Stack) -> Tree:
         for mixin in env_mixins:
             mixins[mixin.name] = mixin.files
             components.append(f"../../components/{mixin.name}")
-        inventory[env.name] = _inventory(stack, env_bases, env_mixins)
+        inventory[env.name] = _inventory(env_bases, {n: extras.get(n, []) for n in env_bases}, env_mixins)
         kustomization = {"apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
                          "resources": [f"../../base/{n}" for n in names]}
         if components:
             kustomization["components"] = components
         tree[f"envs/{env.name}/kustomization.yaml"] = dump(kustomization)
+    unmatched = [w for w in stack.waivers if w not in matched]
+    if unmatched:
+        raise InputError([Problem(*w.written_at, "spec.waivers", f"the {w.policy} waiver names no rendered object "
+                                  f"({w.kind} {w.namespace + '/' if w.namespace else ''}{w.name})") for w in unmatched])
     for name, files in sorted(mixins.items()):
         for path, content in files.items():
             tree[f"components/{name}/{path}"] = content if isinstance(content, str) else dump(content)
@@ -89,11 +97,10 @@ def plan(stack: Stack) -> Tree:
     return dict(sorted(tree.items()))
 
 
-def _inventory(stack: Stack, env_bases: dict[str, list[Obj]], mixins: list) -> Inventory:
+def _inventory(env_bases: dict[str, list[Obj]], extra: dict[str, list[Obj]], mixins: list) -> Inventory:
     """What an environment's render holds, for its Argo CD objects: bases (Applications),
     cluster-scoped kinds per base (the AppProject's whitelist) and namespaces (its destinations)."""
     found = Inventory()
-    extra = {name: _extra_objects(stack, name) for name in env_bases}
     with_mixins = {**{n: objs + extra[n] for n, objs in env_bases.items()}}
     for mixin in mixins:
         for path, content in mixin.files.items():
@@ -111,6 +118,20 @@ def _inventory(stack: Stack, env_bases: dict[str, list[Obj]], mixins: list) -> I
     return found
 
 
+def _extra_waivers(stack: Stack, extras: list[Obj]) -> list[Obj]:
+    """Strategic merge patches that put the stack's waivers on the user's own manifests
+    (their files are copied as they are; kfgen never rewrites them)."""
+    patches = []
+    for obj in extras:
+        waived = json.loads(json.dumps(obj))
+        if not apply_waivers(stack.waivers, {"extra": [waived]}):
+            continue
+        m = waived["metadata"]
+        patches.append({"apiVersion": obj["apiVersion"], "kind": obj["kind"],
+                        "metadata": {"annotations": m["annotations"], "name": m["name"], **({"namespace": m["namespace"]} if m.get("namespace") else {})}})
+    return patches
+
+
 def _extra_objects(stack: Stack, name: str) -> list[Obj]:
     component = stack.components.get(name)
     if component is None:
@@ -123,7 +144,7 @@ def _extra_objects(stack: Stack, name: str) -> list[Obj]:
     return found
 
 
-def _base(stack: Stack, name: str, objects: list[Obj]) -> Tree:
+def _base(stack: Stack, name: str, objects: list[Obj], extras: list[Obj]) -> Tree:
     files: Tree = {}
     resources = []
     for path, o in assign_paths(objects):
@@ -145,6 +166,10 @@ def _base(stack: Stack, name: str, objects: list[Obj]) -> Tree:
             if patch.target:
                 entry["target"] = thawed(patch.target)
             patches.append(entry)
+    for i, patch in enumerate(_extra_waivers(stack, extras), 1):
+        path = f"patches/waivers-{i}.yaml"
+        files[path] = dump(patch)
+        patches.append({"path": path})
     kustomization: Obj = {
         "apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
         "labels": [{"includeSelectors": False, "pairs": common_labels(stack, name)}],

@@ -8,13 +8,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from kfgen.errors import EXIT_FINDINGS, KfgenError
 from kfgen.hydrate import split_rendered
+from kfgen.lint import Violation, lint_objects
 from kfgen.kustomize import find_engine
 from kfgen.model import Stack
 from kfgen.plan import plan
 from kfgen.sources import read_sources
 from kfgen.validate import build_stack
 from kfgen.writer import check_owned, locked, new_staging, swap_in, write_tree
+from kfgen.yamlio import dump
+
+
+class LintFailed(KfgenError):
+    """The rendered objects break a schema or a policy; nothing was written."""
+
+    exit_code = EXIT_FINDINGS
+
+    def __init__(self, violations: list[Violation]):
+        self.violations = violations
+        super().__init__(f"{len(violations)} violations")
+
+    def lines(self) -> list[str]:
+        return [str(v) for v in self.violations] + [f"render stopped: {len(self.violations)} violations; the output folder is unchanged"]
 
 
 @dataclass
@@ -57,12 +73,15 @@ def render(stack_path: Path, out: Path | None = None, *, display: str | None = N
                     progress(folder.name)
 
             streams = timer.run("hydrate", engine.build_all, [staging / "envs" / name for name in envs], built)
-            rendered: dict[str, str] = {}
+            rendered: dict[str, dict] = {}
             for name, stream in zip(envs, streams):
                 files = split_rendered(name, stream)
                 result.objects[name] = len(files)
                 rendered.update(files)
-            timer.run("split", write_tree, staging, rendered)
+            violations = timer.run("lint", lint_objects, list(rendered.items()), stack.kubernetes_version, [])
+            if violations:
+                raise LintFailed(violations)
+            timer.run("split", write_tree, staging, {path: dump(obj) for path, obj in rendered.items()})
             timer.run("swap", swap_in, staging, out)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

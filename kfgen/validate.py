@@ -95,7 +95,9 @@ class _Builder:
             components=frozen(components),
             workloads=workloads,
             environments=environments,
-            waivers=tuple(Waiver(w["policy"], w["kind"], w["name"], w.get("namespace"), w["reason"]) for w in spec.get("waivers") or []),
+            waivers=tuple(Waiver(w["policy"], w["kind"], w["name"], w.get("namespace"), w["reason"],
+                                 (self.doc.file, *self.doc.position(("spec", "waivers", i))))
+                          for i, w in enumerate(spec.get("waivers") or [])),
             files=frozen(dict(self.sources.files)),
             digest=self.sources.digest(),
         )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from kfgen.catalog import crds
-from kfgen.catalog.objects import (Obj, binding, config_map, container, deployment, empty_dir, env_field, http_probe,
+from kfgen.catalog.objects import (NON_ROOT_UID, Obj, binding, config_map, container, deployment, empty_dir, env_field, http_probe,
                                    meta, namespace, obj, pod_spec, resources_of, rewrite_image, role, rule, service,
-                                   service_account)
+                                   operator_waivers, pod_security, service_account)
 from kfgen.catalog.versions import ARGO
 from kfgen.catalog.view import View
 from kfgen.model import Artifacts, Component
@@ -86,8 +86,8 @@ def _controller(component: Component, images: dict[str, str]) -> Obj:
         liveness=http_probe("/healthz", 6060, delay=90, period=60),
         readiness=http_probe("/healthz", 6060, delay=10, period=10),
     )
-    pod = pod_spec([main], "argo", extra={"priorityClassName": "workflow-controller"})
-    return deployment("workflow-controller", ns, "workflow-controller", pod, component.replicas or 1)
+    pod = pod_spec([main], "argo", security=pod_security(NON_ROOT_UID), extra={"priorityClassName": "workflow-controller"})
+    return operator_waivers(deployment("workflow-controller", ns, "workflow-controller", pod, component.replicas or 1))
 
 
 def _server(component: Component, images: dict[str, str], view: View) -> Obj:
@@ -102,9 +102,9 @@ def _server(component: Component, images: dict[str, str], view: View) -> Obj:
         readiness=http_probe("/", 2746, scheme="HTTPS", delay=10, period=20),
         mounts=[("tmp", "/tmp")],
     )
-    pod = pod_spec([main], "argo-server", volumes=[empty_dir("tmp")])
-    return deployment("argo-server", ns, "argo-server", pod, component.replicas or 1,
-                      labels=view.identity_pod_labels("argo-server"))
+    pod = pod_spec([main], "argo-server", volumes=[empty_dir("tmp")], security=pod_security(NON_ROOT_UID))
+    return operator_waivers(deployment("argo-server", ns, "argo-server", pod, component.replicas or 1,
+                                       labels=view.identity_pod_labels("argo-server")))
 
 
 def _rbac(ns: str) -> list[Obj]:

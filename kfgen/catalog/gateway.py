@@ -10,7 +10,7 @@ from __future__ import annotations
 from kfgen.catalog import crds
 from kfgen.catalog.objects import (Obj, RESTRICTED_CONTAINER, binding, container, deployment, empty_dir, env_field,
                                    http_probe, meta, namespace, obj, pod_security, pod_spec, resources_of,
-                                   rewrite_image, role, rule, service, service_account)
+                                   operator_waivers, rewrite_image, role, rule, service, service_account, waive)
 from kfgen.catalog.versions import EMISSARY
 from kfgen.catalog.view import View
 from kfgen.model import Component
@@ -51,8 +51,8 @@ def install(component: Component, view: View) -> list[Obj]:
         service_account("emissary-ingress", ns),
         role("ClusterRole", f"emissary-ingress-{ns}", None, rules),
         binding("ClusterRoleBinding", f"emissary-ingress-{ns}", None, "ClusterRole", f"emissary-ingress-{ns}", [("emissary-ingress", ns)]),
-        deployment("emissary-ingress", ns, "emissary-ingress", pod, component.replicas or 2,
-                   pod_annotations={"consul.hashicorp.com/connect-inject": "false", "sidecar.istio.io/inject": "false"}),
+        _gateway_waivers(deployment("emissary-ingress", ns, "emissary-ingress", pod, component.replicas or 2,
+                                    pod_annotations={"consul.hashicorp.com/connect-inject": "false", "sidecar.istio.io/inject": "false"})),
         _public_service(ns, view),
         service("emissary-ingress-admin", ns, "emissary-ingress", [("ambassador-admin", 8877, "admin")]),
         obj(GETAMBASSADOR, "Module", meta("ambassador", ns),
@@ -60,6 +60,12 @@ def install(component: Component, view: View) -> list[Obj]:
         *_listeners(ns),
         _host(component),
     ]
+
+
+def _gateway_waivers(o: Obj) -> Obj:
+    operator_waivers(o)
+    waive(o, "CKV_K8S_22", "Emissary writes its generated Envoy configuration under /ambassador in the image")
+    return waive(o, "CKV_K8S_40", "the emissary image's files belong to its own user, uid 8888")
 
 
 def _public_service(ns: str, view: View) -> Obj:

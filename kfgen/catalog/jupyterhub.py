@@ -15,7 +15,7 @@ from kfgen.accelerators import image_variant
 from kfgen.catalog.gateway import mapping
 from kfgen.catalog.objects import (Obj, binding, config_map, container, deployment, empty_dir, http_probe, meta,
                                    namespace, obj, pod_security, pod_spec, resources_of, rewrite_image, role, rule,
-                                   service, service_account)
+                                   operator_waivers, service, service_account, waive)
 from kfgen.catalog.versions import JUPYTERHUB
 from kfgen.catalog.view import View
 from kfgen.model import AcceleratorClass, Component
@@ -79,10 +79,11 @@ def install(component: Component, view: View) -> list[Obj]:
         binding("RoleBinding", "hub", ns, "Role", "hub", [("hub", ns)]),
         config_map("hub-config", ns, data, labels={PROFILES_LABEL: "true"}),
         pvc,
-        deployment("hub", ns, "hub", hub_pod, 1, strategy="Recreate", pod_annotations={"checksum/config": checksum}),
+        waive(operator_waivers(deployment("hub", ns, "hub", hub_pod, 1, strategy="Recreate", pod_annotations={"checksum/config": checksum})),
+              "CKV_K8S_40", "the k8s-hub image runs as its own user (uid 1000), who owns the hub's files"),
         service("hub", ns, "hub", [("http", 8081, "http")],
                 annotations={"prometheus.io/path": f"{BASE_URL}hub/metrics", "prometheus.io/port": "8081", "prometheus.io/scrape": "true"}),
-        deployment("proxy", ns, "proxy", proxy_pod, 1, strategy="Recreate"),
+        operator_waivers(deployment("proxy", ns, "proxy", proxy_pod, 1, strategy="Recreate"), api=False),
         service("proxy-api", ns, "proxy", [("http-api", 8001, "api")]),
         service("proxy-public", ns, "proxy", [("http", 80, "http")]),
     ]

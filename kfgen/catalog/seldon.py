@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 
 from kfgen.catalog import crds
-from kfgen.catalog.objects import (Obj, binding, container, deployment, empty_dir, env_field, env_var, http_probe, meta,
+from kfgen.catalog.objects import (NON_ROOT_UID, Obj, binding, container, deployment, empty_dir, env_field, env_var, http_probe, meta,
                                    namespace, obj, pod_security, pod_spec, resources_of, rewrite_image, role, rule,
-                                   secret_volume, service, service_account)
+                                   operator_waivers, secret_volume, service, service_account, waive)
 from kfgen.catalog.versions import SELDON
 from kfgen.catalog.view import View
 from kfgen.model import Component
@@ -58,15 +58,16 @@ def install(component: Component, view: View) -> list[Obj]:
         mounts=[("cert", "/tmp/k8s-webhook-server/serving-certs")],
     )
     manager["volumeMounts"][0]["readOnly"] = True
-    pod = pod_spec([manager], "seldon-manager", volumes=[secret_volume("cert", CERT_SECRET)], security=pod_security(8888))
+    pod = pod_spec([manager], "seldon-manager", volumes=[secret_volume("cert", CERT_SECRET)], security=pod_security(NON_ROOT_UID))
     return [
         namespace(ns),
         crds.seldon_crd(),
         service_account("seldon-manager", ns),
         *_rbac(ns),
         _config(component.version, mirror, ns),
-        deployment("seldon-controller-manager", ns, "seldon-controller-manager", pod, component.replicas or 1,
-                   pod_annotations={"sidecar.istio.io/inject": "false"}, labels={"control-plane": "seldon-controller-manager"}),
+        operator_waivers(deployment("seldon-controller-manager", ns, "seldon-controller-manager", pod, component.replicas or 1,
+                                    pod_annotations={"sidecar.istio.io/inject": "false"},
+                                    labels={"control-plane": "seldon-controller-manager"})),
         service("seldon-webhook-service", ns, "seldon-controller-manager", [("https", 443, 4443)]),
         _webhook(ns),
         *_certgen(ns, mirror),
@@ -130,7 +131,9 @@ def _rbac(ns: str) -> list[Obj]:
         role("ClusterRole", f"seldon-manager-role-{ns}", None, manager_rules),
         binding("ClusterRoleBinding", f"seldon-manager-rolebinding-{ns}", None, "ClusterRole", f"seldon-manager-role-{ns}", subject),
         role("ClusterRole", f"seldon-manager-sas-role-{ns}", None, reader_rules),
-        binding("ClusterRoleBinding", f"seldon-manager-sas-rolebinding-{ns}", None, "ClusterRole", f"seldon-manager-sas-role-{ns}", subject),
+        waive(binding("ClusterRoleBinding", f"seldon-manager-sas-rolebinding-{ns}", None, "ClusterRole", f"seldon-manager-sas-role-{ns}",
+                      subject), "CKV2_K8S_5", "Seldon's storage initializer reads each model's credentials Secret (envSecretRefName) "
+                      "in the model's namespace"),
         role("Role", "seldon-leader-election-role", ns, leader_rules),
         binding("RoleBinding", "seldon-leader-election-rolebinding", ns, "Role", "seldon-leader-election-role", subject),
     ]
@@ -155,10 +158,11 @@ def _certgen(ns: str, mirror: str | None) -> list[Obj]:
               spec={"backoffLimit": 6, "template": {"metadata": {"labels": {"app.kubernetes.io/name": "seldon-webhook-certgen"}}, "spec": pod}})
     return [
         service_account(sa, ns),
-        role("Role", sa, ns, [rule([""], ["secrets"], ["create", "get"])]),
+        role("Role", sa, ns, [rule([""], ["secrets"], ["create"]), rule([""], ["secrets"], ["get"], names=[CERT_SECRET])]),
         binding("RoleBinding", sa, ns, "Role", sa, [(sa, ns)]),
-        role("ClusterRole", f"{sa}-{ns}", None, [rule(["admissionregistration.k8s.io"], ["validatingwebhookconfigurations"],
-                                                       ["get", "update"], names=[webhook_name(ns)])]),
+        waive(role("ClusterRole", f"{sa}-{ns}", None, [rule(["admissionregistration.k8s.io"], ["validatingwebhookconfigurations"],
+                                                             ["get", "update"], names=[webhook_name(ns)])]),
+              "CKV_K8S_155", "patches the CA bundle into Seldon's own webhook configuration, named in the rule"),
         binding("ClusterRoleBinding", f"{sa}-{ns}", None, "ClusterRole", f"{sa}-{ns}", [(sa, ns)]),
-        job,
+        operator_waivers(job),
     ]

@@ -7,9 +7,9 @@ injects the caBundle into the webhook configuration (Argo CD ignores that field)
 from __future__ import annotations
 
 from kfgen.catalog import crds
-from kfgen.catalog.objects import (Obj, binding, container, deployment, env_field, http_probe, meta, namespace, obj,
+from kfgen.catalog.objects import (NON_ROOT_UID, Obj, binding, container, deployment, env_field, http_probe, meta, namespace, obj,
                                    pod_spec, resources_of, rewrite_image, role, rule, secret_volume, service,
-                                   service_account)
+                                   operator_waivers, pod_security, service_account, waive)
 from kfgen.catalog.versions import TRAINING_OPERATOR
 from kfgen.catalog.view import View
 from kfgen.model import Component
@@ -51,7 +51,7 @@ def install(component: Component, view: View) -> list[Obj]:
         mounts=[("cert", "/tmp/k8s-webhook-server/serving-certs")],
     )
     manager["volumeMounts"][0]["readOnly"] = True
-    pod = pod_spec([manager], "training-operator", volumes=[secret_volume("cert", CERT_SECRET)])
+    pod = pod_spec([manager], "training-operator", volumes=[secret_volume("cert", CERT_SECRET)], security=pod_security(NON_ROOT_UID))
     webhook = obj("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", meta(WEBHOOK), webhooks=[{
         "admissionReviewVersions": ["v1"],
         "clientConfig": {"service": {"name": "training-operator", "namespace": ns, "path": "/validate-kubeflow-org-v1-tfjob"}},
@@ -64,11 +64,13 @@ def install(component: Component, view: View) -> list[Obj]:
         namespace(ns),
         crds.tfjob_crd(),
         service_account("training-operator", ns),
-        role("ClusterRole", "training-operator", None, rules),
+        waive(role("ClusterRole", "training-operator", None, rules), "CKV_K8S_155",
+              "the operator injects the CA bundle of its own webhook configuration (its certificate rotation)"),
         binding("ClusterRoleBinding", "training-operator", None, "ClusterRole", "training-operator", [("training-operator", ns)]),
         obj("v1", "Secret", meta(CERT_SECRET, ns), type="Opaque"),
-        deployment("training-operator", ns, "training-operator", pod, component.replicas or 1,
-                   pod_annotations={"sidecar.istio.io/inject": "false"}, labels={"control-plane": "kubeflow-training-operator"}),
+        operator_waivers(deployment("training-operator", ns, "training-operator", pod, component.replicas or 1,
+                                    pod_annotations={"sidecar.istio.io/inject": "false"},
+                                    labels={"control-plane": "kubeflow-training-operator"})),
         service("training-operator", ns, "training-operator", [("monitoring-port", 8080, 8080), ("webhook-server", 443, 9443)],
                 annotations={"prometheus.io/path": "/metrics", "prometheus.io/port": "8080", "prometheus.io/scrape": "true"}),
         webhook,

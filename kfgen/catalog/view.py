@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from kfgen.model import AcceleratorClass, Component, Environment, Workloads
+from kfgen.model import AcceleratorClass, Component, Environment, Waiver, Workloads
 
 WORKLOAD_ROLES = ("training", "serving", "pipelines", "notebooks")
 
@@ -18,6 +18,7 @@ class View:
     components: Mapping[str, Component]
     workloads: Workloads
     env: Environment | None = None
+    waivers: tuple[Waiver, ...] = ()
 
     def component(self, name: str) -> Component:
         return self.components[name]
