@@ -187,6 +187,67 @@ def lint(out: Path, crds: tuple[Path, ...], fmt: str) -> int:
     return EXIT_FINDINGS if violations else EXIT_OK
 
 
+@cli.group()
+def tfjob() -> None:
+    """The stack's TFJobs: list them, show a replica's TF_CONFIG, run a job on this machine."""
+
+
+@tfjob.command("list")
+@click.argument("stack", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--env", "env_name", help="As this environment runs them (default: as the stack writes them).")
+def tfjob_list(stack: Path, env_name: str | None) -> int:
+    """One line per training job: name, replicas, accelerator, image."""
+    from kfgen.render import load_stack
+    from kfgen.tfjobs import describe, job_view
+
+    view = job_view(load_stack(stack, str(stack)), env_name)
+    for job in view.workloads.enabled("training"):
+        click.echo(describe(job, view))
+    return EXIT_OK
+
+
+@tfjob.command("tf-config")
+@click.argument("stack", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--env", "env_name", required=True, help="The environment.")
+@click.option("--job", "job_name", required=True, help="The training job.")
+@click.option("--replica", required=True, help="TYPE:INDEX, e.g. worker:1.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="The rendered tree to read (default: spec.gitops.path; rendered afresh when absent).")
+def tfjob_tf_config(stack: Path, env_name: str, job_name: str, replica: str, out: Path | None) -> int:
+    """Print the TF_CONFIG the training operator injects into one replica (nothing for a single-replica job)."""
+    from kfgen.rendered import rendered_tfjob
+    from kfgen.tfconfig import tf_config
+    from kfgen.tfjobs import parse_replica
+
+    replica_type, index = parse_replica(replica)
+    obj, cluster_domain = rendered_tfjob(stack, env_name, job_name, out)
+    try:
+        config = tf_config(obj, replica_type, index, cluster_domain=cluster_domain)
+    except ValueError as exc:
+        raise InputError(f"--replica {replica}: {exc}") from None
+    if config is not None:
+        click.echo(config)
+    return EXIT_OK
+
+
+@tfjob.command("run-local")
+@click.argument("stack", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--job", "job_name", required=True, help="The training job.")
+@click.option("--env", "env_name", help="Run it as this environment would (default: as the stack writes it).")
+@click.option("--model-dir", type=click.Path(path_type=Path, file_okay=False), help="Given to the code as KFGEN_MODEL_DIR (default: a new temporary folder).")
+@click.option("--steps", type=click.IntRange(min=1), help="Given to the code as KFGEN_STEPS.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=900, show_default=True, help="Seconds before every replica is stopped.")
+def tfjob_run_local(stack: Path, job_name: str, env_name: str | None, model_dir: Path | None, steps: int | None, timeout: float) -> int:
+    """Run every replica of a job as a local process with a localhost TF_CONFIG; exit 1 if one fails."""
+    from kfgen.render import load_stack
+    from kfgen.tfjobs import find_job, job_view, run_local
+
+    view = job_view(load_stack(stack, str(stack)), env_name)
+    job = find_job(view, job_name)
+    code = run_local(stack.resolve().parent, job, view, model_dir=model_dir, steps=steps, timeout=timeout,
+                     out=sys.stdout, say=lambda line: click.echo(line, err=True))
+    return EXIT_FINDINGS if code else EXIT_OK
+
+
 @cli.command()
 @click.argument("field", default="")
 def explain(field: str) -> int:
