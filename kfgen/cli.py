@@ -9,7 +9,6 @@ import traceback
 from pathlib import Path
 
 import click
-import jinja2
 
 from kfgen import __version__
 from kfgen.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, KfgenError
@@ -65,6 +64,8 @@ def init(directory: Path, name: str | None, repo_url: str) -> int:
     target = directory / "stack.yaml"
     if target.exists():
         raise InputError(f"{target}: already exists; kfgen init does not overwrite it")
+    import jinja2
+
     name = name or _dns_name(directory.resolve().name)
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     text = environment.from_string(template_path("stack.yaml.j2").read_text()).render(name=name, repo_url=repo_url, path="deploy")

@@ -81,13 +81,17 @@ def new_staging(out: Path) -> Path:
 
 
 def write_tree(root: Path, files: dict[str, str]) -> None:
-    """Write files under `root` (a fresh folder), refusing any path that would leave it."""
-    base = root.resolve()
+    """Write files under `root`, a fresh folder kfgen made (so it holds no symlinks), refusing any
+    path that would leave it."""
+    made: set[Path] = set()
     for relative, text in files.items():
-        target = (root / relative)
-        if ".." in Path(relative).parts or Path(relative).is_absolute() or not target.resolve().is_relative_to(base):
+        parts = Path(relative).parts
+        if not parts or ".." in parts or Path(relative).is_absolute():
             raise InputError(f"refusing to write {relative!r}: outside the output folder")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = root / relative
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
         with open(target, "x", encoding="utf-8", newline="\n") as handle:  # "x": never follow or reuse a file
             handle.write(text)
 
