@@ -79,7 +79,9 @@ class _Builder:
 
     def build(self) -> Stack:
         spec = self.spec
-        stack_where: Where = lambda rel: ("spec",) + rel
+        def stack_where(rel: tuple) -> tuple:
+            return ("spec",) + rel
+
         components = self.components(spec.get("components") or {}, stack_where)
         workloads = self.workloads(spec.get("workloads") or {}, stack_where)
         self.check_namespaces(components, workloads, stack_where)

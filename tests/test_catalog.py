@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import EXAMPLES, ROOT, copy_stack
+from conftest import EXAMPLES, copy_stack
 from kfgen.catalog.versions import SELDON_LICENSE, SUPPORTED
 from kfgen.render import render
 from kfgen.schema import stack_schema

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, copy_stack, read_tree
+from conftest import copy_stack, read_tree
 from kfgen.load import load_bytes
 from kfgen.yamlio import dump
 

@@ -3,13 +3,11 @@ the real kustomize, checked pod by pod against facts from the reference (not fro
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, copy_stack
-from kfgen.errors import InputError
-from kfgen.render import load_stack, render
+from kfgen.render import render
 from kfgen.yamlio import load_all
 
 CLOUDS = ["gke", "eks", "aks", "kind"]

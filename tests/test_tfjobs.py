@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 
 from conftest import ROOT, copy_stack, edit
 from kfgen.tfconfig import tf_config

@@ -23,6 +23,7 @@ RESTRICTED_CONTAINER = {
 WAIVER_PREFIX = "waivers.kfgen.io/"
 CHECKOV_SKIP = "checkov.io/skip"
 NON_ROOT_UID = 65532  # the distroless "nonroot" user: operators whose images run as any user
+WEBHOOK_CERT_DIR = "/tmp/k8s-webhook-server/serving-certs"  # where controller-runtime's webhook server reads its certificate
 
 # Reasons for checkov checks kfgen's own manifests do not follow, stated once.
 NO_DIGESTS = "images are pinned by tag, not digest; `kfgen images` lists them for a mirror that pins digests"
@@ -118,10 +119,10 @@ def resources_of(requests: dict, limits: dict, override: Resources | None = None
 
 
 def container(name: str, image: str, resources: Obj, *, command: list[str] | None = None, args: list[str] | None = None,
-              ports: list[tuple[str, int]] | None = None, env: list[Obj] | None = None, mounts: list[tuple[str, str]] | None = None,
+              ports: list[tuple[str, int]] | None = None, env: list[Obj] | None = None, mounts: list[tuple] | None = None,
               liveness: Obj | None = None, readiness: Obj | None = None, security: Obj | None = None,
               working_dir: str | None = None) -> Obj:
-    """A container; `mounts` are (volume name, mount path); security defaults to restricted."""
+    """A container; `mounts` are (volume name, mount path[, read only]); security defaults to restricted."""
     out: Obj = {"name": name, "image": image, "imagePullPolicy": "Always"}
     if command:
         out["command"] = command
@@ -140,8 +141,13 @@ def container(name: str, image: str, resources: Obj, *, command: list[str] | Non
     out["resources"] = resources
     out["securityContext"] = security if security is not None else dict(RESTRICTED_CONTAINER)
     if mounts:
-        out["volumeMounts"] = [{"mountPath": path, "name": vol} for vol, path in mounts]
+        out["volumeMounts"] = [{"mountPath": m[1], "name": m[0], **({"readOnly": True} if m[2:] and m[2] else {})} for m in mounts]
     return out
+
+
+def webhook_cert(secret: str) -> tuple[tuple, Obj]:
+    """(the read-only mount, the volume) of a webhook server's certificate Secret."""
+    return ("cert", WEBHOOK_CERT_DIR, True), secret_volume("cert", secret)
 
 
 def http_probe(path: str, port: str | int, scheme: str = "HTTP", delay: int = 10, period: int = 10) -> Obj:

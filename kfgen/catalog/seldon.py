@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 
 from kfgen.catalog import crds
-from kfgen.catalog.objects import (NON_ROOT_UID, Obj, binding, container, deployment, empty_dir, env_field, env_var, http_probe, meta,
+from kfgen.catalog.objects import (NON_ROOT_UID, Obj, binding, container, deployment, env_field, env_var, http_probe, meta,
                                    namespace, obj, pod_security, pod_spec, resources_of, rewrite_image, role, rule,
-                                   operator_waivers, secret_volume, service, service_account, waive)
+                                   operator_waivers, service, service_account, waive, webhook_cert)
 from kfgen.catalog.versions import SELDON
 from kfgen.catalog.view import View
 from kfgen.model import Component
@@ -33,6 +33,7 @@ def install(component: Component, view: View) -> list[Obj]:
     images = SELDON[component.version]
     mirror = component.image_registry
     operator_image = rewrite_image(images["operator"], mirror)
+    cert_mount, cert_volume = webhook_cert(CERT_SECRET)
     manager = container(
         "manager", operator_image,
         resources_of({"cpu": "100m", "memory": "300Mi"}, {"cpu": "500m", "memory": "600Mi"}, component.resources),
@@ -55,10 +56,9 @@ def install(component: Component, view: View) -> list[Obj]:
         ports=[("webhook-server", 4443), ("metrics", 8080)],
         liveness=http_probe("/metrics", 8080, delay=15, period=20),
         readiness=http_probe("/metrics", 8080, delay=5, period=10),
-        mounts=[("cert", "/tmp/k8s-webhook-server/serving-certs")],
+        mounts=[cert_mount],
     )
-    manager["volumeMounts"][0]["readOnly"] = True
-    pod = pod_spec([manager], "seldon-manager", volumes=[secret_volume("cert", CERT_SECRET)], security=pod_security(NON_ROOT_UID))
+    pod = pod_spec([manager], "seldon-manager", volumes=[cert_volume], security=pod_security(NON_ROOT_UID))
     return [
         namespace(ns),
         crds.seldon_crd(),

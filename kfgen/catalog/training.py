@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from kfgen.catalog import crds
 from kfgen.catalog.objects import (NON_ROOT_UID, Obj, binding, container, deployment, env_field, http_probe, meta, namespace, obj,
-                                   pod_spec, resources_of, rewrite_image, role, rule, secret_volume, service,
-                                   operator_waivers, pod_security, service_account, waive)
+                                   pod_spec, resources_of, rewrite_image, role, rule, service,
+                                   operator_waivers, pod_security, service_account, waive, webhook_cert)
 from kfgen.catalog.versions import TRAINING_OPERATOR
 from kfgen.catalog.view import View
 from kfgen.model import Component
@@ -38,6 +38,7 @@ def install(component: Component, view: View) -> list[Obj]:
              ["create", "delete", "get", "list", "patch", "update", "watch"]),
         rule(["scheduling.volcano.sh", "scheduling.x-k8s.io"], ["podgroups"], ["create", "delete", "get", "list", "update", "watch"]),
     ]
+    cert_mount, cert_volume = webhook_cert(CERT_SECRET)
     manager = container(
         "training-operator", image,
         resources_of({"cpu": "100m", "memory": "128Mi"}, {"cpu": "1", "memory": "512Mi"}, component.resources),
@@ -48,10 +49,9 @@ def install(component: Component, view: View) -> list[Obj]:
         ports=[("metrics", 8080), ("webhook-server", 9443)],
         liveness=http_probe("/healthz", 8081, delay=15, period=20),
         readiness=http_probe("/readyz", 8081, delay=10, period=15),
-        mounts=[("cert", "/tmp/k8s-webhook-server/serving-certs")],
+        mounts=[cert_mount],
     )
-    manager["volumeMounts"][0]["readOnly"] = True
-    pod = pod_spec([manager], "training-operator", volumes=[secret_volume("cert", CERT_SECRET)], security=pod_security(NON_ROOT_UID))
+    pod = pod_spec([manager], "training-operator", volumes=[cert_volume], security=pod_security(NON_ROOT_UID))
     webhook = obj("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", meta(WEBHOOK), webhooks=[{
         "admissionReviewVersions": ["v1"],
         "clientConfig": {"service": {"name": "training-operator", "namespace": ns, "path": "/validate-kubeflow-org-v1-tfjob"}},

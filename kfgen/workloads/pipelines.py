@@ -5,10 +5,11 @@ an artifact; a step on an accelerator is its own WorkflowTemplate (`<pipeline>-<
 from __future__ import annotations
 
 from kfgen.accelerators import image_variant
-from kfgen.catalog.objects import Obj, binding, empty_dir, meta, obj, role, rule, service_account
+from kfgen.catalog.objects import Obj, binding, empty_dir, meta, obj, role, rule
 from kfgen.catalog.view import View
 from kfgen.model import Pipeline, Step
-from kfgen.workloads.pods import ACCELERATOR_LABEL, WORKLOAD_LABEL, container_security, env_list, shm_volume, workload_security
+from kfgen.workloads.pods import (ACCELERATOR_LABEL, WORKLOAD_LABEL, container_security, env_list, shm_volume, workload_security,
+                                  workload_service_account)
 
 SERVICE_ACCOUNT = "ml-pipelines"
 IN_DIR, OUT_DIR = "/work/in", "/work/out"
@@ -21,7 +22,7 @@ def pipeline_objects(view: View) -> list[Obj]:
         return []
     executor = f"{SERVICE_ACCOUNT}-executor"
     objects = [
-        service_account(SERVICE_ACCOUNT, ns, annotations=view.identity_annotations("pipelines")),
+        workload_service_account(view, SERVICE_ACCOUNT, "pipelines", automount=True),  # the executor reports through the API
         # The emissary executor's minimum: report outputs through WorkflowTaskResults.
         role("Role", executor, ns, [rule(["argoproj.io"], ["workflowtaskresults"], ["create", "patch"])]),
         binding("RoleBinding", executor, ns, "Role", executor, [(SERVICE_ACCOUNT, ns)]),

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from kfgen.catalog.objects import Obj, RESTRICTED_CONTAINER, empty_dir
+from kfgen.catalog.objects import Obj, RESTRICTED_CONTAINER, empty_dir, service_account
+from kfgen.catalog.view import View
 from kfgen.model import Resources
 from kfgen.quantity import format_mebibytes, parse_quantity
 
 WORKLOAD_LABEL = "kfgen.io/workload"
 ACCELERATOR_LABEL = "kfgen.io/accelerator"
 WORKLOAD_UID = 1000
+
+
+def workload_service_account(view: View, name: str, role: str, automount: bool = False) -> Obj:
+    """The ServiceAccount a workload kind runs as, with the environment's cloud identity."""
+    return service_account(name, view.workloads.namespace, annotations=view.identity_annotations(role), automount=automount)
 
 
 def workload_security() -> Obj:

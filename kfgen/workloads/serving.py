@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from kfgen.accelerators import image_variant
 from kfgen.catalog.gateway import mapping
-from kfgen.catalog.objects import Obj, meta, obj, service_account
+from kfgen.catalog.objects import Obj, meta, obj
 from kfgen.catalog.view import View
 from kfgen.model import ServedModel
-from kfgen.workloads.pods import ACCELERATOR_LABEL, WORKLOAD_LABEL, container_security, env_list, workload_security
+from kfgen.workloads.pods import (ACCELERATOR_LABEL, WORKLOAD_LABEL, container_security, env_list, workload_security,
+                                  workload_service_account)
 
 SERVICE_ACCOUNT = "ml-serving"
 PREDICTOR = "default"
@@ -25,7 +26,7 @@ def serving_objects(view: View) -> list[Obj]:
     models = view.workloads.enabled("serving")
     if not models:
         return []
-    objects = [service_account(SERVICE_ACCOUNT, ns, annotations=view.identity_annotations("serving"), automount=False)]
+    objects = [workload_service_account(view, SERVICE_ACCOUNT, "serving")]
     gateway = view.component("ambassador")
     for model in models:
         objects.append(seldon_deployment(model, view))

@@ -4,10 +4,11 @@ operator's webhook and TF_CONFIG expect)."""
 from __future__ import annotations
 
 from kfgen.accelerators import image_variant
-from kfgen.catalog.objects import Obj, empty_dir, meta, obj, service_account
+from kfgen.catalog.objects import Obj, empty_dir, meta, obj
 from kfgen.catalog.view import View
 from kfgen.model import TrainingJob
-from kfgen.workloads.pods import (WORKLOAD_LABEL, container_security, env_list, shm_volume, workload_security)
+from kfgen.workloads.pods import (WORKLOAD_LABEL, container_security, env_list, shm_volume, workload_security,
+                                  workload_service_account)
 
 SERVICE_ACCOUNT = "ml-training"
 MODEL_DIR_ENV = "KFGEN_MODEL_DIR"
@@ -18,11 +19,10 @@ def replica_label(replica_type: str) -> str:
 
 
 def training_objects(view: View) -> list[Obj]:
-    ns = view.workloads.namespace
     jobs = view.workloads.enabled("training")
     if not jobs:
         return []
-    objects = [service_account(SERVICE_ACCOUNT, ns, annotations=view.identity_annotations("training"), automount=False)]
+    objects = [workload_service_account(view, SERVICE_ACCOUNT, "training")]
     objects += [tfjob(job, view) for job in jobs]
     return objects
 
