@@ -171,12 +171,13 @@ def diff(stack: Path, base_ref: str, fmt: str, exit_code: bool, kustomize: str |
 @cli.command()
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False), default=Path("deploy"))
 @click.option("--crds", "crds", multiple=True, type=click.Path(path_type=Path), help="More CRDs (file or folder; repeatable), e.g. `kubectl get crd -o yaml` of a real cluster.")
+@click.option("--ignore-missing-schemas", is_flag=True, help="Do not report objects of kinds no schema or CRD describes.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def lint(out: Path, crds: tuple[Path, ...], fmt: str) -> int:
+def lint(out: Path, crds: tuple[Path, ...], ignore_missing_schemas: bool, fmt: str) -> int:
     """Check a rendered tree: schemas (Kubernetes and CRDs) and policies. Exit 0 clean, 1 violations, 2 unreadable."""
     from kfgen.lint import POLICIES, as_json, lint_tree
 
-    violations = lint_tree(out, list(crds))
+    violations = lint_tree(out, list(crds), ignore_missing_schemas)
     if fmt == "json":
         click.echo(as_json(violations), nl=False)
     else:

@@ -145,13 +145,15 @@ def read_crds(paths: list[Path]) -> list[dict]:
     return crds
 
 
-def schema_violations(file: str, obj: dict, k8s_version: str, crds: dict) -> list[Violation]:
+def schema_violations(file: str, obj: dict, k8s_version: str, crds: dict, missing_ok: bool = False) -> list[Violation]:
     api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
     group, version = split_api_version(api_version)
     validator = crds.get((group, version, kind))
     if validator is None and ("." not in group or group.endswith(".k8s.io")):
         validator = _k8s_validator(k8s_version, api_version, kind)
     if validator is None:
+        if missing_ok:
+            return []
         return [Violation(file, "", SCHEMA, f"no schema for {api_version} {kind} (not built in, no CRD in the render or --crds)")]
     found = []
     for error in sorted(validator.iter_errors(obj), key=lambda e: [str(p) for p in e.absolute_path]):
@@ -254,7 +256,7 @@ def _amount(value: Any) -> Any:
 
 # --- the tree -------------------------------------------------------------------------------
 
-def lint_tree(out: Path, extra_crds: list[Path] | None = None) -> list[Violation]:
+def lint_tree(out: Path, extra_crds: list[Path] | None = None, missing_ok: bool = False) -> list[Violation]:
     """Every violation in <out>/rendered; InputError when the tree is not a kfgen render."""
     provenance = out / "provenance.json"
     try:
@@ -271,15 +273,17 @@ def lint_tree(out: Path, extra_crds: list[Path] | None = None) -> list[Violation
         except Exception as exc:
             raise InputError(f"{relative}: not valid YAML ({str(exc).splitlines()[0]})") from None
         documents.extend((relative, d) for d in docs if isinstance(d, dict))
-    return lint_objects(documents, k8s_version, read_crds(extra_crds or []))
+    return lint_objects(documents, k8s_version, read_crds(extra_crds or []), missing_ok)
 
 
-def lint_objects(documents: list[tuple[str, dict]], k8s_version: str, extra_crds: list[dict]) -> list[Violation]:
+def lint_objects(documents: list[tuple[str, dict]], k8s_version: str, extra_crds: list[dict], missing_ok: bool = False) -> list[Violation]:
+    """Every violation of the objects; with `missing_ok`, kinds with no schema anywhere are not checked
+    (custom resources of components installed outside kfgen, whose CRDs live in the cluster)."""
     own = [d for _, d in documents if d.get("kind") == "CustomResourceDefinition"]
     validators = crd_validators(extra_crds + own)
     found: list[Violation] = []
     for file, obj in documents:
-        found.extend(schema_violations(file, obj, k8s_version, validators))
+        found.extend(schema_violations(file, obj, k8s_version, validators, missing_ok))
         found.extend(policy_violations(file, obj))
     return sorted(set(found))
 

@@ -168,3 +168,53 @@ def test_artifact_repository_uses_workload_identity_not_keys(objects):
         "bucket": "acme-ml-artifacts", "keyFormat": "acme-ml/{{workflow.name}}/{{pod.name}}"}}]
     sa = next(o for o in objects["example"]["prod"] if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "ml-pipelines")
     assert sa["metadata"]["annotations"] == {"iam.gke.io/gcp-service-account": "ml-workloads@acme-prod.iam.gserviceaccount.com"}
+
+
+def test_a_component_installed_outside_kfgen_keeps_its_resources(kfgen, example, tmp_path):
+    text = example.read_text().replace("      version: 1.17.1          # Apache-2.0; 1.18.2 is under the Business Source License\n",
+                                       "      version: 1.17.1\n      install: external\n")
+    example.write_text(text)
+    assert kfgen("render", example, "--out", tmp_path / "out").code == 0
+    folder = tmp_path / "out/rendered/prod/seldon-core"
+    names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.yaml"))
+    assert names == ["ml/mapping-model-iris.yaml", "ml/seldondeployment-iris.yaml", "ml/serviceaccount-ml-serving.yaml"]
+    (sdep,) = load_all((folder / "ml/seldondeployment-iris.yaml").read_text())
+    assert sdep["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "SkipDryRunOnMissingResource=true"
+
+
+def test_notebooks_are_routed_through_the_gateway(objects):
+    for env, objs in objects["example"].items():
+        (route,) = [m for m in of_kind(objs, "Mapping") if m["metadata"]["name"] == "jupyterhub"]
+        assert route["spec"]["prefix"] == "/notebooks/" and route["spec"]["service"] == "proxy-public.jupyterhub:80"
+        assert route["spec"]["allow_upgrade"] == ["websocket"]
+        (service,) = [s for s in of_kind(objs, "Service") if s["metadata"]["name"] == "proxy-public"]
+        assert service["spec"]["ports"][0]["port"] == 80
+        (listener_http, listener_https) = sorted((l["spec"]["port"], l["spec"]["protocol"]) for l in of_kind(objs, "Listener"))
+        assert (listener_http, listener_https) == ((8080, "HTTP"), (8443, "HTTPS"))
+        (host,) = of_kind(objs, "Host")
+        assert host["spec"]["hostname"] == {"dev": "ml.dev.acme.example", "prod": "ml.acme.example"}[env]
+        assert host["spec"]["tlsSecret"] == {"name": "ml-acme-example-tls"}
+
+
+def test_hub_profiles_come_from_the_stack_per_environment(objects):
+    profiles = {env: json.loads(next(o for o in objs if o["metadata"]["name"] == "hub-config")["data"]["profiles.json"])
+                for env, objs in objects["example"].items()}
+    assert [p["slug"] for p in profiles["prod"]] == ["cpu", "tensorflow-gpu"]
+    assert [p["slug"] for p in profiles["dev"]] == ["cpu"]  # dev turns the GPU profile off
+    gpu = profiles["prod"][1]
+    assert gpu["accelerator"] == "gpu" and gpu["kubespawner_override"]["mem_guarantee"] == 8 * 1024 ** 3
+    hub = next(o for o in objects["example"]["prod"] if o["metadata"]["name"] == "hub-config")
+    assert json.loads(hub["data"]["accelerator.gpu.json"])["extra_resource_limits"] == {"nvidia.com/gpu": "1"}
+
+
+def test_operator_webhooks_point_at_their_services(objects):
+    objs = objects["example"]["prod"]
+    hooks = {w["metadata"]["name"]: w["webhooks"][0]["clientConfig"]["service"] for w in of_kind(objs, "ValidatingWebhookConfiguration")}
+    assert hooks == {
+        "validator.training-operator.kubeflow.org": {"name": "training-operator", "namespace": "kubeflow", "path": "/validate-kubeflow-org-v1-tfjob"},
+        "seldon-validating-webhook-configuration-seldon-system": {"name": "seldon-webhook-service", "namespace": "seldon-system",
+                                                                  "path": "/validate-machinelearning-seldon-io-v1-seldondeployment"},
+    }
+    services = {(s["metadata"]["namespace"], s["metadata"]["name"]) for s in of_kind(objs, "Service")}
+    assert {(h["namespace"], h["name"]) for h in hooks.values()} <= services
+    assert all("caBundle" not in w["webhooks"][0]["clientConfig"] for w in of_kind(objs, "ValidatingWebhookConfiguration"))

@@ -135,3 +135,16 @@ def test_the_wheel_ships_schemas_overlays_and_templates(tmp_path):
     assert "kfgen/_data/schemas/stack.schema.json" in names
     assert "kfgen/_data/overlays/clouds/gke.yaml" in names
     assert "kfgen/templates/jupyterhub_config.py" in names
+
+
+def test_a_non_editable_install_works_from_outside_the_repo(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(ROOT)],
+                   check=True, capture_output=True)
+    stack = copy_stack("multicloud", tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    done = subprocess.run([sys.executable, "-m", "kfgen", "validate", str(stack)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (0, f"{stack}: ok (4 environments, 5 components)\n"), done.stderr
+    where = subprocess.run([sys.executable, "-c", "import kfgen.shipped as s; print(s.shipped_dir('overlays'))"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True)
+    assert where.stdout.strip() == str(target / "kfgen" / "_data" / "overlays")
