@@ -9,30 +9,19 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Callable
+from typing import Any
 
 from kfgen.errors import InputError, Problem
-from kfgen.model import (COMPONENTS, REPLICA_TYPES, RUNS_ON, Artifacts, Component, Environment, GitOps,
-                         NotebookProfile, Patch, Pipeline, Resources, Route, RunPolicy, ServedModel, Stack, Step,
-                         Sync, TrainingJob, Waiver, Workloads, frozen)
+from kfgen.model import (COMPONENTS, RUNS_ON, Artifacts, Component, Environment, GitOps,
+                         Patch, Stack, Sync, Waiver, Workloads, frozen)
 from kfgen.accelerators import resolve_class
 from kfgen.profiles import profile_index
-from kfgen.quantity import canonical_quantity, parse_quantity
+from kfgen.quantity import canonical_quantity
 from kfgen.schema import schema_at
 from kfgen.sources import Sources
+from kfgen.workload_specs import Where, WorkloadBuilder, merged
 
-Where = Callable[[tuple], tuple]
-DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-PREPACKAGED_PROTOCOL = {"TENSORFLOW_SERVER": "tensorflow", "TRITON_SERVER": "v2", "SKLEARN_SERVER": "seldon",
-                        "XGBOOST_SERVER": "seldon", "CUSTOM": "seldon"}
 PROD_NAMES = ("prod", "production")
-
-DEFAULT_RESOURCES = {
-    "training": ({"cpu": "1", "memory": "2Gi"}, {"cpu": "2", "memory": "4Gi"}),
-    "serving": ({"cpu": "500m", "memory": "1Gi"}, {"cpu": "1", "memory": "2Gi"}),
-    "step": ({"cpu": "250m", "memory": "512Mi"}, {"cpu": "1", "memory": "1Gi"}),
-    "notebook": ({"cpu": "500m", "memory": "1Gi"}, {"cpu": "2", "memory": "4Gi"}),
-}
 
 
 def build_stack(sources: Sources) -> Stack:
@@ -44,28 +33,6 @@ def build_stack(sources: Sources) -> Stack:
     return stack
 
 
-def deep_merge(base: Any, override: Any) -> Any:
-    """Mappings merge key by key; anything else in the override replaces the base."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        merged = dict(base)
-        for key, value in override.items():
-            merged[key] = deep_merge(base.get(key), value) if key in base else value
-        return merged
-    return override
-
-
-def image_problem(image: str) -> str | None:
-    """Why an image reference is not pinned, or None."""
-    if "@sha256:" in image:
-        return None
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last:
-        return f"image {image!r} has no tag; pin a version (e.g. {image}:1.2.3) or a digest"
-    if last.rsplit(":", 1)[1] == "latest":
-        return f"image {image!r} uses 'latest'; pin a version or a digest"
-    return None
-
-
 class _Builder:
     def __init__(self, sources: Sources):
         self.sources = sources
@@ -73,6 +40,7 @@ class _Builder:
         self.spec = self.doc.data["spec"]
         self.problems: list[Problem] = []
         self.clouds, self.accelerators = profile_index(sources.profiles)
+        self.specs = WorkloadBuilder(self.fail)
 
     def fail(self, path: tuple, message: str, *, key: bool = False) -> None:
         self.problems.append(self.doc.problem(path, message, key=key))
@@ -83,7 +51,7 @@ class _Builder:
             return ("spec",) + rel
 
         components = self.components(spec.get("components") or {}, stack_where)
-        workloads = self.workloads(spec.get("workloads") or {}, stack_where)
+        workloads = self.specs.workloads(spec.get("workloads") or {}, stack_where)
         self.check_namespaces(components, workloads, stack_where)
         environments = tuple(self.environment(name, env) for name, env in sorted(spec["environments"].items()))
         gitops = spec["gitops"]
@@ -129,7 +97,7 @@ class _Builder:
             version=data.get("version", _default(f"spec.components.{name}.version")),
             namespace=data.get("namespace", _default(f"spec.components.{name}.namespace")),
             replicas=data.get("replicas"),
-            resources=self.user_resources(data.get("resources"), where(path + ("resources",))) if data.get("resources") else None,
+            resources=self.specs.user_resources(data.get("resources"), where(path + ("resources",))) if data.get("resources") else None,
             image_registry=data.get("imageRegistry"),
             extra_resources=tuple(data.get("extraResources") or ()),
             patches=tuple(Patch(p["path"], frozen(p.get("target")) if p.get("target") else None) for p in data.get("patches") or ()),
@@ -156,132 +124,6 @@ class _Builder:
 
     # --- resources ---------------------------------------------------------------------------
 
-    def user_resources(self, data: dict, path: tuple) -> Resources:
-        """Resources exactly as written (canonical quantities); defaults are merged by the catalog."""
-        requests = {k: canonical_quantity(v) for k, v in (data.get("requests") or {}).items()}
-        limits = {k: canonical_quantity(v) for k, v in (data.get("limits") or {}).items()}
-        for key in sorted(set(requests) & set(limits)):
-            if parse_quantity(requests[key])[0] > parse_quantity(limits[key])[0]:
-                self.fail(path + ("requests", key), f"request {requests[key]} is more than the limit {limits[key]}")
-        return Resources(frozen(requests), frozen(limits))
-
-    def resources(self, data: dict | None, kind: str, path: tuple) -> Resources:
-        """Defaults for the workload kind, overlaid with what is written; a request above the default
-        limit raises the limit, a missing request follows the limit."""
-        default_requests, default_limits = DEFAULT_RESOURCES[kind]
-        written = self.user_resources(data or {}, path)
-        requests = {**default_requests, **written.requests}
-        limits = {**default_limits, **written.limits}
-        for key, value in written.requests.items():
-            if key not in written.limits and (key not in limits or parse_quantity(value)[0] > parse_quantity(limits[key])[0]):
-                limits[key] = value
-        for key, value in written.limits.items():
-            if key not in written.requests and (key not in requests or parse_quantity(value)[0] < parse_quantity(requests[key])[0]):
-                requests[key] = value
-        return Resources(frozen(dict(sorted(requests.items()))), frozen(dict(sorted(limits.items()))))
-
-    # --- workloads ---------------------------------------------------------------------------
-
-    def workloads(self, data: dict, where: Where) -> Workloads:
-        training = tuple(self.training_job(n, d, where) for n, d in sorted((data.get("training") or {}).items()))
-        serving = tuple(self.served_model(n, d, where) for n, d in sorted((data.get("serving") or {}).items()))
-        pipelines = tuple(self.pipeline(n, d, where) for n, d in sorted((data.get("pipelines") or {}).items()))
-        notebooks = tuple(self.notebook(n, d, where) for n, d in sorted((data.get("notebooks") or {}).items()))
-        defaults = [p for p in notebooks if p.enabled and p.default]
-        for extra in defaults[1:]:
-            self.fail(where(("workloads", "notebooks", extra.name, "default")),
-                      f"only one notebook profile can be the default; {defaults[0].name!r} already is")
-        return Workloads(data.get("namespace", "ml"), training, serving, pipelines, notebooks)
-
-    def pinned(self, image: str | None, path: tuple) -> str:
-        if image and (problem := image_problem(image)):
-            self.fail(path, problem)
-        return image or ""
-
-    def training_job(self, name: str, d: dict, where: Where) -> TrainingJob:
-        path = ("workloads", "training", name)
-        if not DNS1035.match(name):
-            self.fail(where(path), f"training job name {name!r} must start with a letter (the operator requires a DNS-1035 label)", key=True)
-        written = d.get("replicas") or {}
-        replicas = tuple((t, written[t]) for t in REPLICA_TYPES if written.get(t))
-        if not replicas:
-            self.fail(where(path + ("replicas",)), "the job needs at least one replica (Chief, Worker, PS or Evaluator)")
-        longest = max((len(f"{name}-{t.lower()}-{n - 1}") for t, n in replicas), default=0)
-        if longest > 63:
-            self.fail(where(path), f"pod names of this job would reach {longest} characters; Kubernetes allows 63", key=True)
-        policy = d.get("runPolicy") or {}
-        return TrainingJob(
-            name=name, enabled=d.get("enabled", True),
-            image=self.pinned(d.get("image"), where(path + ("image",))),
-            command=tuple(d.get("command") or ()), args=tuple(d.get("args") or ()),
-            env=_env(d.get("env")), replicas=replicas,
-            resources=self.resources(d.get("resources"), "training", where(path + ("resources",))),
-            accelerator=d.get("accelerator"), port=d.get("port", 2222), model_dir=d.get("modelDir"),
-            image_variant=d.get("imageVariant", True),
-            run_policy=RunPolicy(policy.get("cleanPodPolicy", "Running"), policy.get("ttlSecondsAfterFinished"),
-                                 policy.get("backoffLimit"), policy.get("activeDeadlineSeconds")),
-        )
-
-    def served_model(self, name: str, d: dict, where: Where) -> ServedModel:
-        path = ("workloads", "serving", name)
-        server = d.get("server", "TENSORFLOW_SERVER")
-        if server == "CUSTOM" and not d.get("image"):
-            self.fail(where(path), "a CUSTOM server needs an image")
-        if server != "CUSTOM" and not d.get("modelUri"):
-            self.fail(where(path), f"{server} needs a modelUri (where the model is stored)")
-        route = d.get("route") or {}
-        return ServedModel(
-            name=name, enabled=d.get("enabled", True), server=server, model_uri=d.get("modelUri"), credentials_secret=d.get("credentialsSecret"),
-            image=self.pinned(d.get("image"), where(path + ("image",))) or None,
-            protocol=d.get("protocol", PREPACKAGED_PROTOCOL[server]), replicas=d.get("replicas", 1),
-            resources=self.resources(d.get("resources"), "serving", where(path + ("resources",))),
-            accelerator=d.get("accelerator"), env=_env(d.get("env")),
-            route=Route(route.get("enabled", True), route.get("prefix", f"/models/{name}/"), route.get("timeoutMs", 3000)),
-        )
-
-    def pipeline(self, name: str, d: dict, where: Where) -> Pipeline:
-        path = ("workloads", "pipelines", name)
-        steps_data = d.get("steps") or {}
-        steps = []
-        for step_name, s in sorted(steps_data.items()):
-            step_path = path + ("steps", step_name)
-            image = s.get("image") or d.get("image")
-            if not image:
-                self.fail(where(step_path), "the step needs an image (here or the pipeline's image)")
-            if not s.get("command"):
-                self.fail(where(step_path), "the step needs a command")
-            for i, source in enumerate(s.get("inputs") or ()):
-                if source not in steps_data:
-                    hint = difflib.get_close_matches(source, list(steps_data), n=1)
-                    self.fail(where(step_path + ("inputs", i)), f"no step {source!r} in this pipeline" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
-            if len(f"{name}-{step_name}") > 63:
-                self.fail(where(step_path), f"'{name}-{step_name}' is longer than 63 characters", key=True)
-            steps.append(Step(
-                name=step_name, image=self.pinned(image, where(step_path + ("image",) if s.get("image") else path + ("image",))),
-                command=tuple(s.get("command") or ()), args=tuple(s.get("args") or ()), env=_env(s.get("env")),
-                inputs=tuple(s.get("inputs") or ()),
-                resources=self.resources(deep_merge(d.get("resources") or {}, s.get("resources") or {}), "step", where(step_path + ("resources",))),
-                accelerator=s.get("accelerator"),
-            ))
-        ordered = _topological(steps)
-        if ordered is None:
-            self.fail(where(path + ("steps",)), "the steps' inputs form a cycle", key=True)
-            ordered = steps
-        return Pipeline(name=name, enabled=d.get("enabled", True), schedule=d.get("schedule"), timezone=d.get("timezone", "UTC"),
-                        parameters=tuple(sorted((k, _scalar(v)) for k, v in (d.get("parameters") or {}).items())),
-                        steps=tuple(ordered))
-
-    def notebook(self, name: str, d: dict, where: Where) -> NotebookProfile:
-        path = ("workloads", "notebooks", name)
-        return NotebookProfile(
-            name=name, enabled=d.get("enabled", True), display_name=d.get("displayName", name),
-            description=d.get("description", ""), image=self.pinned(d.get("image"), where(path + ("image",))),
-            resources=self.resources(d.get("resources"), "notebook", where(path + ("resources",))),
-            accelerator=d.get("accelerator"), default=d.get("default", False),
-        )
-
-    # --- environments ------------------------------------------------------------------------
-
     def environment(self, name: str, d: dict) -> Environment:
         env_path = ("spec", "environments", name)
         overrides = d.get("overrides") or {}
@@ -292,8 +134,8 @@ class _Builder:
             return candidate if candidate in self.doc.values else ("spec",) + rel
 
         self.check_override_targets(overrides.get("workloads") or {}, override_root)
-        components = self.components(deep_merge(self.spec.get("components") or {}, overrides.get("components") or {}), where)
-        workloads = self.workloads(deep_merge(self.spec.get("workloads") or {}, overrides.get("workloads") or {}), where)
+        components = self.components(merged(self.spec.get("components") or {}, overrides.get("components") or {}), where)
+        workloads = self.specs.workloads(merged(self.spec.get("workloads") or {}, overrides.get("workloads") or {}), where)
         self.check_namespaces(components, workloads, where)
 
         cloud = self.clouds.get(d["cloud"])
@@ -399,29 +241,8 @@ def _default(dotted: str) -> Any:
     return schema_at(dotted)[1]["default"]
 
 
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _env(data: dict | None) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, _scalar(v)) for k, v in (data or {}).items()))
-
-
 def _sync(env: str, d: dict) -> Sync:
     automated = d.get("automated", env not in PROD_NAMES)
     return Sync(automated, d.get("prune", True), d.get("selfHeal", True), d.get("source", "rendered"))
 
 
-def _topological(steps: list[Step]) -> list[Step] | None:
-    """Steps with every input before it, ties broken by name; None on a cycle."""
-    remaining = {s.name: s for s in steps}
-    done: list[Step] = []
-    while remaining:
-        ready = sorted(n for n, s in remaining.items() if all(i not in remaining for i in s.inputs))
-        if not ready:
-            return None
-        for name in ready:
-            done.append(remaining.pop(name))
-    return done

@@ -189,7 +189,7 @@ def test_notebooks_are_routed_through_the_gateway(objects):
         assert route["spec"]["allow_upgrade"] == ["websocket"]
         (service,) = [s for s in of_kind(objs, "Service") if s["metadata"]["name"] == "proxy-public"]
         assert service["spec"]["ports"][0]["port"] == 80
-        (listener_http, listener_https) = sorted((l["spec"]["port"], l["spec"]["protocol"]) for l in of_kind(objs, "Listener"))
+        (listener_http, listener_https) = sorted((x["spec"]["port"], x["spec"]["protocol"]) for x in of_kind(objs, "Listener"))
         assert (listener_http, listener_https) == ((8080, "HTTP"), (8443, "HTTPS"))
         (host,) = of_kind(objs, "Host")
         assert host["spec"]["hostname"] == {"dev": "ml.dev.acme.example", "prod": "ml.acme.example"}[env]

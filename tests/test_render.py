@@ -148,3 +148,47 @@ def test_a_non_editable_install_works_from_outside_the_repo(tmp_path):
     where = subprocess.run([sys.executable, "-c", "import kfgen.shipped as s; print(s.shipped_dir('overlays'))"], cwd=tmp_path, env=env,
                            capture_output=True, text=True)
     assert where.stdout.strip() == str(target / "kfgen" / "_data" / "overlays")
+
+
+def test_per_environment_versions_and_images_become_exact_patches(kfgen, example, tmp_path):
+    edit(example, "        components:\n          ambassador:\n            hostname: ml.dev.acme.example\n",
+         "        components:\n          argo-workflows: {version: v3.5.15}\n          seldon-core: {version: 1.18.2, imageRegistry: mirror.acme.example}\n"
+         "          ambassador:\n            hostname: ml.dev.acme.example\n")
+    out = tmp_path / "out"
+    assert kfgen("render", example, "--out", out).code == 0
+    dev, prod = (out / "rendered/dev", out / "rendered/prod")
+    (controller,) = load_all((dev / "argo-workflows/argo/deployment-workflow-controller.yaml").read_text())
+    assert controller["spec"]["template"]["spec"]["containers"][0]["image"] == "quay.io/argoproj/workflow-controller:v3.5.15"
+    (manager,) = load_all((dev / "seldon-core/seldon-system/deployment-seldon-controller-manager.yaml").read_text())
+    assert manager["spec"]["template"]["spec"]["containers"][0]["image"] == "mirror.acme.example/seldonio/seldon-core-operator:1.18.2"
+    (cron,) = load_all((prod / "argo-workflows/ml/cronworkflow-iris-classic.yaml").read_text())
+    assert cron["spec"]["schedules"] == ["0 3 * * *"]  # prod keeps 3.6 (schedules); dev has no schedule at all
+    (prod_manager,) = load_all((prod / "seldon-core/seldon-system/deployment-seldon-controller-manager.yaml").read_text())
+    assert prod_manager["spec"]["template"]["spec"]["containers"][0]["image"] == "docker.io/seldonio/seldon-core-operator:1.17.1"
+    # the base stays the stack's; dev's overlay holds exactly the differences, leaf by leaf
+    patch = load_all((out / "envs/dev/overrides/patches/deployment-argo-workflow-controller.yaml").read_text())[0]
+    assert {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "quay.io/argoproj/workflow-controller:v3.5.15"} in patch
+    assert all(op["op"] == "replace" and op["path"].startswith("/spec/template/spec/containers/0/") for op in patch)
+
+
+@pytest.mark.parametrize("server, expected", [
+    ("SKLEARN_SERVER", {"implementation": "SKLEARN_SERVER", "protocol": "seldon"}),
+    ("TRITON_SERVER", {"implementation": "TRITON_SERVER", "protocol": "v2"}),
+    ("XGBOOST_SERVER", {"implementation": "XGBOOST_SERVER", "protocol": "seldon"}),
+])
+def test_prepackaged_servers(kfgen, example, tmp_path, server, expected):
+    edit(example, "        server: TENSORFLOW_SERVER\n", f"        server: {server}\n")
+    assert kfgen("render", example, "--out", tmp_path / "out").code == 0
+    (sdep,) = load_all((tmp_path / "out/rendered/prod/seldon-core/ml/seldondeployment-iris.yaml").read_text())
+    assert sdep["spec"]["predictors"][0]["graph"]["implementation"] == expected["implementation"]
+    assert sdep["spec"]["protocol"] == expected["protocol"]
+
+
+def test_a_custom_model_server(kfgen, example, tmp_path):
+    edit(example, "        server: TENSORFLOW_SERVER\n        modelUri: gs://acme-ml-models/iris\n",
+         "        server: CUSTOM\n        image: ghcr.io/acme/iris-server:1.0.0\n")
+    edit(example, "              modelUri: s3://ml-models/iris\n", "")
+    assert kfgen("render", example, "--out", tmp_path / "out").code == 0
+    (sdep,) = load_all((tmp_path / "out/rendered/dev/seldon-core/ml/seldondeployment-iris.yaml").read_text())
+    predictor = sdep["spec"]["predictors"][0]
+    assert "implementation" not in predictor["graph"] and predictor["componentSpecs"][0]["spec"]["containers"][0]["image"] == "ghcr.io/acme/iris-server:1.0.0"
