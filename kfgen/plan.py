@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -227,7 +226,7 @@ def _patch_name(ident: Identity) -> str:
 def _target(ident: Identity) -> Obj:
     api, kind, ns, name = ident
     group, version = split_api_version(api)
-    target: Obj = {"group": group, "kind": kind, "name": f"^{re.escape(name)}$", "version": version}
+    target: Obj = {"group": group, "kind": kind, "name": "^" + name.replace(".", "\\.") + "$", "version": version}  # a regular expression
     if ns:
         target["namespace"] = ns
     return target

@@ -89,6 +89,7 @@ class _Builder:
             auth = data.get("auth") or {}
             settings = {"secret_name": data.get("secretName", "hub-secrets"), "auth_type": auth.get("type", "dummy"),
                         "admins": tuple(auth.get("admins") or ()), "allowed_users": tuple(auth.get("allowedUsers") or ()),
+                        "allow_all": auth.get("allowAll", auth.get("type", "dummy") == "dummy"),
                         "user_storage": canonical_quantity(data.get("userStorage", "10Gi"))}
         component = Component(
             name=name,
@@ -103,6 +104,10 @@ class _Builder:
             patches=tuple(Patch(p["path"], frozen(p.get("target")) if p.get("target") else None) for p in data.get("patches") or ()),
             settings=frozen(settings),
         )
+        if name == "jupyterhub" and component.enabled and not settings["allow_all"] and not settings["allowed_users"] \
+                and settings["auth_type"] != "dummy":
+            self.fail(where(path + ("auth",)), f"a {settings['auth_type']} login with no allowedUsers would let in anyone the provider "
+                      "knows; list allowedUsers, or set allowAll: true")
         if name == "ambassador" and component.installed and not settings["hostname"]:
             self.fail(where(path), "ambassador needs a hostname (spec.components.ambassador.hostname) for its Host and routes")
         return component

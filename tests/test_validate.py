@@ -178,3 +178,10 @@ def test_referenced_files_must_exist_and_stay_in_the_repo(tmp_path):
         "stack.yaml:11:24: spec.components.ambassador.extraResources[0]: file or folder 'extra/quota.yaml' not found (relative to the stack file)",
         f"stack.yaml:11:42: spec.components.ambassador.extraResources[1]: '../../etc/passwd' is outside the stack's repository ({tmp_path / 'repo'}); pass --allow-outside-repo to allow it",
     ]
+
+
+def test_an_oauth_hub_open_to_everyone_is_a_decision(tmp_path):
+    text = stack_text().replace("    ambassador:\n", "    jupyterhub:\n      auth: {type: github}\n    ambassador:\n")
+    assert errors(tmp_path, text) == [
+        "stack.yaml:10:13: spec.components.jupyterhub.auth: a github login with no allowedUsers would let in anyone the provider "
+        "knows; list allowedUsers, or set allowAll: true"]

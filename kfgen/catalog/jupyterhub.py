@@ -106,8 +106,8 @@ def hub_config(component: Component, view: View) -> dict[str, str]:
     hostname = gateway.settings.get("hostname") or "localhost"
     scheme = "https" if gateway.settings.get("tls_secret") else "http"
     settings = {
-        "auth": {"admins": sorted(component.settings["admins"]), "allowedUsers": sorted(component.settings["allowed_users"]),
-                 "type": component.settings["auth_type"]},
+        "auth": {"admins": sorted(component.settings["admins"]), "allowAll": component.settings["allow_all"],
+                 "allowedUsers": sorted(component.settings["allowed_users"]), "type": component.settings["auth_type"]},
         "automountToken": False,
         "baseUrl": BASE_URL,
         "namespace": component.namespace,

@@ -26,10 +26,8 @@ c.ConfigurableHTTPProxy.auth_token = (SECRET / "proxy-token").read_text().strip(
 # Login.
 auth = settings["auth"]
 c.Authenticator.admin_users = set(auth["admins"])
-if auth["allowedUsers"]:
-    c.Authenticator.allowed_users = set(auth["allowedUsers"])
-else:
-    c.Authenticator.allow_all = True
+c.Authenticator.allowed_users = set(auth["allowedUsers"])
+c.Authenticator.allow_all = auth["allowAll"]  # kfgen's validation makes an open OAuth hub an explicit choice
 if auth["type"] == "dummy":
     c.JupyterHub.authenticator_class = "dummy"
 else:
