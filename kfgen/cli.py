@@ -269,16 +269,21 @@ def explain(field: str) -> int:
 @click.option("--env", "env_name", help="Only this environment.")
 def images(stack: Path, env_name: str | None) -> int:
     """List every image the stack deploys, per environment, after registry mirror rewrites."""
+    import tempfile
+
     from kfgen.images import environment_images
-    from kfgen.render import load_stack
+    from kfgen.render import load_stack, render as run_render
+    from kfgen.rendered import rendered_objects
 
     loaded = load_stack(stack, str(stack))
     envs = [e for e in loaded.environments if env_name in (None, e.name)]
     if not envs:
         raise InputError(f"{stack}: no environment {env_name!r} (have: {', '.join(e.name for e in loaded.environments)})")
-    for env in envs:
-        for image in environment_images(loaded, env):
-            click.echo(f"{env.name}\t{image}")
+    with tempfile.TemporaryDirectory(prefix="kfgen-") as tmp:
+        out = run_render(stack, Path(tmp) / "out", display=str(stack)).out
+        for env in envs:
+            for image in environment_images(env, rendered_objects(out, env.name)):
+                click.echo(f"{env.name}\t{image}")
     return EXIT_OK
 
 

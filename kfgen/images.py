@@ -1,8 +1,9 @@
 """Every image a stack deploys in one environment, after mirror rewrites: for air-gapped mirroring.
 
-Images come from the objects kfgen renders (every `image` field, in pod specs and in the
-operators' configuration) and from what the operators start on their own: Argo's executor,
-Seldon's executor, storage initializer and the prepackaged servers the models use.
+Images come from the hydrated objects (every `image` field, in pod specs and in the operators'
+configuration, your own manifests and patches included) and from what the operators start on
+their own: Argo's executor, Seldon's executor, storage initializer and the prepackaged servers
+the models use.
 """
 
 from __future__ import annotations
@@ -10,21 +11,16 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-from kfgen.bases import component_objects
 from kfgen.catalog.objects import rewrite_image
 from kfgen.catalog.versions import SELDON
-from kfgen.catalog.view import View
-from kfgen.model import Environment, Stack
-from kfgen.plan import env_components
+from kfgen.model import Environment
 
 
-def environment_images(stack: Stack, env: Environment) -> list[str]:
-    """Sorted, unique image references of one environment."""
-    view = View(stack.name, env.components, env.workloads, env)
+def environment_images(env: Environment, objects: list[dict]) -> list[str]:
+    """Sorted, unique image references of one environment, from its hydrated objects."""
     found: set[str] = set()
-    for objects in component_objects(view, env_components(env)).values():
-        for obj in objects:
-            found.update(_images(obj))
+    for obj in objects:
+        found.update(_images(obj))
     found.update(_seldon_servers(env))
     return sorted(found)
 

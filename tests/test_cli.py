@@ -104,3 +104,14 @@ def test_ci_runs_exactly_the_readme_test_command():
     command = [line for line in block.strip().splitlines() if not line.startswith("```")]
     assert command == ["python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/python -m pytest -q"]
     assert "sed -n '/<!-- test-command -->/,/<!-- \\/test-command -->/p' README.md" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_images_include_your_own_manifests(kfgen, example):
+    (example.parent / "extra.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: exporter, namespace: kubeflow}\nspec:\n  selector: {matchLabels: {app: x}}\n"
+        "  template:\n    metadata: {labels: {app: x}}\n    spec:\n      securityContext: {runAsNonRoot: true}\n      containers:\n"
+        "      - name: x\n        image: ghcr.io/acme/exporter:2.0.1\n        resources: {limits: {cpu: 100m, memory: 64Mi}, requests: {cpu: 100m, memory: 64Mi}}\n")
+    example.write_text(example.read_text().replace("      namespace: kubeflow\n", "      namespace: kubeflow\n      extraResources: [extra.yaml]\n"))
+    run = kfgen("images", example, "--env", "dev")
+    assert run.code == 0, run.err
+    assert "dev\tghcr.io/acme/exporter:2.0.1" in run.out.splitlines()
