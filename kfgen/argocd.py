@@ -38,12 +38,13 @@ def annotate_for_argocd(objects: dict[str, list[Obj]]) -> None:
         for o in items:
             annotations = o["metadata"].setdefault("annotations", {})
             group = o["apiVersion"].rpartition("/")[0]
-            custom = "." in group and not group.endswith(".k8s.io") and group != "apiextensions.k8s.io"
+            custom = "." in group and not group.endswith(".k8s.io")
+            foreign = custom and (group, o["kind"]) not in own_crds  # its CRD is in another Application, or the cluster
             if o["kind"] in FOUNDATION_KINDS:
                 annotations[WAVE] = "-1"
-            elif custom and (group, o["kind"]) not in own_crds or _is_workload(o):
+            elif foreign or _is_workload(o):
                 annotations[WAVE] = "1"
-            if custom and (group, o["kind"]) not in own_crds:
+            if foreign:
                 annotations[SYNC_OPTIONS] = "SkipDryRunOnMissingResource=true"
             o["metadata"]["annotations"] = dict(sorted(annotations.items()))
 

@@ -50,11 +50,6 @@ def cli() -> None:
     """
 
 
-def stack_argument(required: bool = True):
-    return click.argument("stack", type=click.Path(path_type=Path, dir_okay=False), required=required,
-                          default=None if required else Path("stack.yaml"))
-
-
 @cli.command()
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False), default=Path("."))
 @click.option("--name", help="The stack's name (default: the folder's name).")

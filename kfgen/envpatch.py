@@ -76,29 +76,3 @@ def json_patch(old: Any, new: Any, path: str = "") -> list[Obj]:
     if old == new and type(old) is type(new):
         return []
     return [{"op": "replace", "path": path, "value": new}]
-
-
-def apply_patch(doc: Any, ops: list[Obj]) -> Any:
-    """Apply JSON 6902 add/remove/replace operations (a copy; used to check patches in tests)."""
-    import copy
-
-    doc = copy.deepcopy(doc)
-    for op in ops:
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
-        parent = doc
-        for part in parts[:-1]:
-            parent = parent[int(part)] if isinstance(parent, list) else parent[part]
-        last = parts[-1]
-        if isinstance(parent, list):
-            index = len(parent) if last == "-" else int(last)
-            if op["op"] == "remove":
-                parent.pop(index)
-            elif op["op"] == "add":
-                parent.insert(index, copy.deepcopy(op["value"]))
-            else:
-                parent[index] = copy.deepcopy(op["value"])
-        elif op["op"] == "remove":
-            del parent[last]
-        else:
-            parent[last] = copy.deepcopy(op["value"])
-    return doc

@@ -62,12 +62,6 @@ def format_path(path: Path_) -> str:
     return out
 
 
-def load_file(path: Path, display: str | None = None) -> Document:
-    """Read and parse one YAML mapping file; every problem raises InputError with positions."""
-    display = display or str(path)
-    return load_bytes(read_input(path, display), display)
-
-
 def read_input(path: Path, display: str) -> bytes:
     """The bytes of an input file, or one clear InputError."""
     try:

@@ -8,7 +8,6 @@ from typing import Any, Mapping
 
 COMPONENTS = ("argo-workflows", "training-operator", "seldon-core", "ambassador", "jupyterhub")
 REPLICA_TYPES = ("Chief", "Worker", "PS", "Evaluator")
-WORKLOAD_KINDS = ("training", "serving", "pipelines", "notebooks")
 # Which component runs each workload kind.
 RUNS_ON = {"training": "training-operator", "serving": "seldon-core", "pipelines": "argo-workflows", "notebooks": "jupyterhub"}
 
@@ -88,10 +87,6 @@ class TrainingJob:
     model_dir: str | None
     image_variant: bool
     run_policy: RunPolicy
-
-    @property
-    def total_replicas(self) -> int:
-        return sum(n for _, n in self.replicas)
 
     def accelerator_of(self, replica_type: str) -> str | None:
         """PS replicas never get the accelerator."""

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -122,7 +123,7 @@ def _extra_waivers(stack: Stack, extras: list[Obj]) -> list[Obj]:
     (their files are copied as they are; kfgen never rewrites them)."""
     patches = []
     for obj in extras:
-        waived = json.loads(json.dumps(obj))
+        waived = copy.deepcopy(obj)
         if not apply_waivers(stack.waivers, {"extra": [waived]}):
             continue
         m = waived["metadata"]
@@ -202,7 +203,7 @@ def _overrides(stack: Stack, base: dict[str, list[Obj]], env: dict[str, list[Obj
                             "metadata": {"name": name, **({"namespace": ns} if ns else {})}})
         patches.append({"path": path})
     for base_name, o in overlay.added:
-        o = json.loads(json.dumps(o))
+        o = copy.deepcopy(o)
         o["metadata"].setdefault("labels", {}).update(common_labels(stack, base_name))
         path = f"resources/{object_path(o)}"
         files[path] = dump(o)

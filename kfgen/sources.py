@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kfgen.errors import InputError, Problem
 from kfgen.load import Document, load_bytes, read_input
+from kfgen.profiles import profile_problems
 from kfgen.schema import schema_problems
 from kfgen.shipped import shipped_dir
 
@@ -116,8 +117,6 @@ def _read_manifests(sources: Sources, root: Path, allow_outside: bool, ref: str,
 
 
 def read_profiles(user_folders: list[tuple[str, Path]], files: dict[str, bytes]) -> tuple[dict[str, list[Document]], list[Problem]]:
-    from kfgen.profiles import profile_problems  # profiles imports model only; kept local to avoid a cycle
-
     found: dict[str, list[Document]] = {kind: [] for kind in PROFILE_KINDS}
     problems: list[Problem] = []
     shipped = shipped_dir("overlays")

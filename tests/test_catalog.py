@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import EXAMPLES, copy_stack
-from kfgen.catalog.versions import SELDON_LICENSE, SUPPORTED
+from kfgen.catalog.versions import SUPPORTED
 from kfgen.render import render
 from kfgen.schema import stack_schema
 from kfgen.yamlio import load_all
@@ -55,7 +55,6 @@ def test_supported_versions_match_the_schema():
     components = stack_schema()["$defs"]
     for name, table in SUPPORTED.items():
         assert components[f"component.{name}"]["properties"]["version"]["enum"] == list(table), name
-    assert set(SELDON_LICENSE) == set(SUPPORTED["seldon-core"])
 
 
 def test_all_five_installs_and_all_four_workload_kinds_render(objects):

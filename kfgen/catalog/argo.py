@@ -21,7 +21,7 @@ def install(component: Component, view: View) -> list[Obj]:
     images = {k: rewrite_image(v, component.image_registry) for k, v in ARGO[component.version].items()}
     objects: list[Obj] = [namespace(ns), *crds.argo_crds()]
     objects += [service_account("argo", ns), service_account("argo-server", ns, annotations=view.identity_annotations("argo-server"))]
-    objects.append(config_map("workflow-controller-configmap", ns, controller_config(images["executor"], view)))
+    objects.append(config_map("workflow-controller-configmap", ns, controller_config(view)))
     objects.append(obj("scheduling.k8s.io/v1", "PriorityClass", meta("workflow-controller"), value=1000000,
                        description="Argo Workflows' controller: keeps running when the cluster is full."))
     objects += _rbac(ns)
@@ -33,7 +33,7 @@ def install(component: Component, view: View) -> list[Obj]:
     return objects
 
 
-def controller_config(executor_image: str, view: View) -> dict[str, str]:
+def controller_config(view: View) -> dict[str, str]:
     """The controller's ConfigMap data: executor limits and, per environment, the artifact repository."""
     data = {
         "executor": _yaml({"imagePullPolicy": "IfNotPresent", "resources": EXECUTOR_RESOURCES,

@@ -36,7 +36,6 @@ SELDON = {
     }
     for version in ("1.17.1", "1.18.2")
 }
-SELDON_LICENSE = {"1.17.1": "Apache-2.0", "1.18.2": "BUSL-1.1"}
 
 EMISSARY = {"3.10.0": {"gateway": "docker.io/emissaryingress/emissary:3.10.0"}}
 

@@ -7,9 +7,6 @@ from typing import Mapping
 
 from kfgen.model import AcceleratorClass, Component, Environment, Waiver, Workloads
 
-WORKLOAD_ROLES = ("training", "serving", "pipelines", "notebooks")
-
-
 @dataclass(frozen=True)
 class View:
     """The base view has no environment: nothing cloud- or environment-specific is rendered in it."""
