@@ -2,8 +2,9 @@
 
 A render is written into a temporary sibling of --out and swapped in with one atomic
 renameat2(RENAME_EXCHANGE) (two renames where the kernel lacks it); the old tree is then removed.
-A lock file beside --out serializes renders of the same folder. kfgen owns --out: it refuses a
-non-empty folder without kfgen's provenance file.
+A lock on the folder that holds --out serializes renders (flock on the directory itself, so no
+lock file is left in your repository). kfgen owns --out: it refuses a non-empty folder without
+kfgen's provenance file.
 """
 
 from __future__ import annotations
@@ -32,32 +33,28 @@ class BusyError(KfgenError):
     exit_code = 3
 
 
-def lock_path(out: Path) -> Path:
-    return out.parent / f".{out.name}.kfgen.lock"
-
-
 @contextmanager
 def locked(out: Path, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
-    """Hold the output folder's lock; wait (saying so once) while another render holds it."""
+    """Hold the lock of the folder that holds `out`; wait (saying so once) while another render holds it."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path(out), "a+") as handle:
+    fd = os.open(out.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
         deadline = time.monotonic() + wait_seconds
         told = False
         while True:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise BusyError(f"{out}: another kfgen render still holds {lock_path(out)} after {wait_seconds:.0f}s") from None
+                    raise BusyError(f"{out}: another kfgen render still holds its folder's lock after {wait_seconds:.0f}s") from None
                 if not told:
                     print(f"kfgen: waiting for another render of {out} to finish", file=sys.stderr)
                     told = True
                 time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def check_owned(out: Path) -> None:
