@@ -235,7 +235,7 @@ class AcceleratorClass:
     def slug(self) -> str:
         """Folder-safe, stable name of the Component that implements this class on a cloud."""
         parts = [self.name, self.profile.name]
-        if self.count != 1 and not self.profile.tpu:
+        if self.count != 1:  # for TPUs: the chips per host, which the machine type decides
             parts.append(f"x{self.count}")
         if self.mig:
             parts.append(f"mig-{self.mig}")

@@ -76,7 +76,8 @@ def plan(stack: Stack) -> Tree:
         components = ["overrides"] if overlay_files else []
         env_mixins = [m for m in [cloud_mixin(env.cloud), *(accelerator_mixin(env.cloud, k) for k in env.accelerators)] if m]
         for mixin in env_mixins:
-            mixins[mixin.name] = mixin.files
+            if mixins.setdefault(mixin.name, mixin.files) != mixin.files:
+                raise AssertionError(f"two different Components named {mixin.name}")  # a bug: names must say what differs
             components.append(f"../../components/{mixin.name}")
         inventory[env.name] = _inventory(env_bases, {n: extras.get(n, []) for n in env_bases}, env_mixins)
         kustomization = {"apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
