@@ -39,7 +39,7 @@ class InputError(KfgenError):
 
     exit_code = EXIT_INPUT
 
-    def __init__(self, problems: list[Problem] | Problem | str):
+    def __init__(self, problems: list[Problem | str] | list[Problem] | Problem | str):
         if isinstance(problems, (Problem, str)):
             problems = [problems]
         self.problems = problems

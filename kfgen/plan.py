@@ -167,9 +167,9 @@ def _base(stack: Stack, name: str, objects: list[Obj], extras: list[Obj]) -> Tre
             if patch.target:
                 entry["target"] = thawed(patch.target)
             patches.append(entry)
-    for i, patch in enumerate(_extra_waivers(stack, extras), 1):
+    for i, waiver_patch in enumerate(_extra_waivers(stack, extras), 1):
         path = f"patches/waivers-{i}.yaml"
-        files[path] = dump(patch)
+        files[path] = dump(waiver_patch)
         patches.append({"path": path})
     kustomization: Obj = {
         "apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
