@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 from math import prod
+from typing import Any, Mapping
 
 from kfgen.model import AcceleratorClass, AcceleratorProfile, CloudProfile, frozen
 
@@ -62,7 +63,7 @@ def resolve_class(name: str, spec: dict, cloud: CloudProfile,
 
 def _tpu_shape(profile: AcceleratorProfile, spec: dict, problems: Problems) -> tuple[int, int]:
     """(chips per pod, hosts) of a TPU slice."""
-    tpu = profile.tpu
+    tpu: Mapping[str, Any] = profile.tpu or {}
     topology = spec.get("topology")
     machine = spec.get("machineType", tpu["defaultMachineType"])
     if "count" in spec:

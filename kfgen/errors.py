@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # a check found differences or violations
@@ -39,11 +40,9 @@ class InputError(KfgenError):
 
     exit_code = EXIT_INPUT
 
-    def __init__(self, problems: list[Problem | str] | list[Problem] | Problem | str):
-        if isinstance(problems, (Problem, str)):
-            problems = [problems]
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+    def __init__(self, problems: Sequence[Problem | str] | Problem | str):
+        self.problems: list[Problem | str] = [problems] if isinstance(problems, (Problem, str)) else list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
 
     def lines(self) -> list[str]:
         if all(isinstance(p, Problem) for p in self.problems):

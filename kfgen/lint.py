@@ -129,7 +129,7 @@ def crd_validators(crds: list[dict]) -> dict[tuple[str, str, str], Draft202012Va
 
 def read_crds(paths: list[Path]) -> list[dict]:
     """CRDs from files or folders of YAML (a `kind: List` from kubectl is unpacked)."""
-    crds = []
+    crds: list[dict] = []
     for path in paths:
         files = sorted(path.rglob("*.y*ml")) if path.is_dir() else [path]
         if not files or not all(f.is_file() for f in files):

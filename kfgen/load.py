@@ -149,6 +149,7 @@ class _Converter:
             if _tag(node) not in (_TAG + "seq", "!", ""):
                 self._at(node, path, f"unsupported YAML tag {_tag(node)!r}")
             return [self.value(item, path + (i,)) for i, item in enumerate(node.value)]
+        assert isinstance(node, ScalarNode)
         return self.scalar(node, path)
 
     def mapping(self, node: MappingNode, path: Path_) -> dict:

@@ -137,7 +137,7 @@ def _extra_objects(stack: Stack, name: str) -> list[Obj]:
     component = stack.components.get(name)
     if component is None:
         return []
-    found = []
+    found: list[Obj] = []
     for ref in component.extra_resources:
         for source, content in sorted(stack.files.items()):
             if source == ref or source.startswith(ref.rstrip("/") + "/"):

@@ -117,7 +117,8 @@ def compare(old: dict[str, dict[tuple, dict]], new: dict[str, dict[tuple, dict]]
             label = f"{env}/{identity[1]}/{identity[2] + '/' if identity[2] else ''}{identity[3]}"
             text = "".join(difflib.unified_diff(dump(a).splitlines(True) if a else [], dump(b).splitlines(True) if b else [],
                                                 f"a/{label}", f"b/{label}", n=5))
-            changes.append(Change(env, *identity, kind, text))
+            api_version, kind_name, namespace, name = identity
+            changes.append(Change(env, api_version, kind_name, namespace, name, kind, text))
     return changes
 
 

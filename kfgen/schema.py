@@ -86,7 +86,7 @@ def explain_error(doc: Document, error: ValidationError) -> Iterator[Problem]:
         return
     if kind == "type":
         expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
-        words = " or ".join(_TYPE_WORDS.get(t, t) for t in expected)
+        words = " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in expected)
         yield doc.problem(path, f"expected {words}, got {_describe(error.instance)}")
         return
     if kind == "const":

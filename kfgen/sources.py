@@ -131,7 +131,7 @@ def read_profiles(user_folders: list[tuple[str, Path]], files: dict[str, bytes])
                 try:
                     doc = load_bytes(files[display], display)
                 except InputError as exc:
-                    problems.extend(exc.problems)
+                    problems.extend(p for p in exc.problems if isinstance(p, Problem))
                     continue
                 problems.extend(profile_problems(doc, kind))
                 found[kind].append(doc)

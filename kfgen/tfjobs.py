@@ -158,7 +158,7 @@ def run_local(stack_dir: Path, job: TrainingJob, view: View, *, model_dir: Path 
 
 
 def _relay(replica: Replica, out: TextIO, lock: threading.Lock) -> None:
-    for line in replica.process.stdout:
+    for line in replica.process.stdout or ():
         with lock:
             out.write(f"[{replica.name}] {line}")
             out.flush()

@@ -98,7 +98,7 @@ class _Builder:
             version=data.get("version", _default(f"spec.components.{name}.version")),
             namespace=data.get("namespace", _default(f"spec.components.{name}.namespace")),
             replicas=data.get("replicas"),
-            resources=self.specs.user_resources(data.get("resources"), where(path + ("resources",))) if data.get("resources") else None,
+            resources=self.specs.user_resources(data["resources"], where(path + ("resources",))) if data.get("resources") else None,
             image_registry=data.get("imageRegistry"),
             extra_resources=tuple(data.get("extraResources") or ()),
             patches=tuple(Patch(p["path"], frozen(p.get("target")) if p.get("target") else None) for p in data.get("patches") or ()),

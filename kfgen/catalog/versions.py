@@ -5,6 +5,8 @@ The schema's version enums must list exactly these versions; a test keeps them i
 
 from __future__ import annotations
 
+from typing import Any
+
 ARGO = {
     version: {
         "controller": f"quay.io/argoproj/workflow-controller:{version}",
@@ -19,7 +21,7 @@ TRAINING_OPERATOR = {
     "v1.8.0": {"operator": "docker.io/kubeflow/training-operator:v1-9e52eb7"},
 }
 
-SELDON = {
+SELDON: dict[str, dict[str, Any]] = {
     version: {
         "operator": f"docker.io/seldonio/seldon-core-operator:{version}",
         "executor": f"docker.io/seldonio/seldon-core-executor:{version}",

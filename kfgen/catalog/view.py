@@ -33,7 +33,7 @@ class View:
 
     def identity_pod_labels(self, role: str) -> dict[str, str]:
         """Labels pods need to use their identity (AKS), only where an identity is set."""
-        if not self.identity_annotations(role):
+        if self.env is None or not self.identity_annotations(role):
             return {}
         return dict(self.env.cloud.identity_pod_labels)
 
