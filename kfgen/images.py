@@ -16,6 +16,16 @@ from kfgen.catalog.versions import SELDON
 from kfgen.model import Environment
 
 
+def unpinned(image: str) -> str | None:
+    """How an image reference fails to pin a version: "untagged", "latest", or None when it pins one."""
+    if "@sha256:" in image:
+        return None
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return "untagged"
+    return "latest" if last.rsplit(":", 1)[1] == "latest" else None
+
+
 def environment_images(env: Environment, objects: list[dict]) -> list[str]:
     """Sorted, unique image references of one environment, from its hydrated objects."""
     found: set[str] = set()

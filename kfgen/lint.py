@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from kfgen.errors import InputError
+from kfgen.images import unpinned
 from kfgen.layout import split_api_version
 from kfgen.quantity import parse_quantity
 from kfgen.yamlio import load_all
@@ -221,12 +222,9 @@ def _pod_violations(file: str, path: str, pod: dict, pod_security: dict) -> Iter
         for i, c in enumerate(pod.get(group) or []):
             where = f"{path}.{group}[{i}]" if not path.startswith("spec.templates[") else f"{path}.container"
             image = str(c.get("image", ""))
-            if image and "@sha256:" not in image:
-                last = image.rsplit("/", 1)[-1]
-                if ":" not in last:
-                    yield Violation(file, f"{where}.image", "KFG001", f"{image!r} has no tag")
-                elif last.rsplit(":", 1)[1] == "latest":
-                    yield Violation(file, f"{where}.image", "KFG001", f"{image!r} uses latest")
+            state = unpinned(image) if image else None
+            if state:
+                yield Violation(file, f"{where}.image", "KFG001", f"{image!r} {'has no tag' if state == 'untagged' else 'uses latest'}")
             resources = c.get("resources") or {}
             requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
             if not requests or not limits:

@@ -133,16 +133,17 @@ def _extra_waivers(stack: Stack, extras: list[Obj]) -> list[Obj]:
     return patches
 
 
-def _extra_objects(stack: Stack, name: str) -> list[Obj]:
+def _extra_files(stack: Stack, name: str) -> list[tuple[str, str]]:
+    """(path as referenced, text) of a component's extraResources, folders expanded."""
     component = stack.components.get(name)
     if component is None:
         return []
-    found: list[Obj] = []
-    for ref in component.extra_resources:
-        for source, content in sorted(stack.files.items()):
-            if source == ref or source.startswith(ref.rstrip("/") + "/"):
-                found.extend(d for d in load_all(content.decode("utf-8")) if isinstance(d, dict))
-    return found
+    return [(source, content.decode("utf-8")) for ref in component.extra_resources
+            for source, content in sorted(stack.files.items()) if source == ref or source.startswith(ref.rstrip("/") + "/")]
+
+
+def _extra_objects(stack: Stack, name: str) -> list[Obj]:
+    return [d for _, text in _extra_files(stack, name) for d in load_all(text) if isinstance(d, dict)]
 
 
 def _base(stack: Stack, name: str, objects: list[Obj], extras: list[Obj]) -> Tree:
@@ -153,13 +154,11 @@ def _base(stack: Stack, name: str, objects: list[Obj], extras: list[Obj]) -> Tre
         resources.append(path)
     component = stack.components.get(name)
     patches = []
+    for source, text in _extra_files(stack, name):
+        path = f"extra/{_safe(source)}"
+        files[path] = text
+        resources.append(path)
     if component is not None:
-        for ref in component.extra_resources:
-            for source, content in sorted(stack.files.items()):
-                if source == ref or source.startswith(ref.rstrip("/") + "/"):
-                    path = f"extra/{_safe(source)}"
-                    files[path] = content.decode("utf-8")
-                    resources.append(path)
         for patch in component.patches:
             path = f"patches/{_safe(patch.path)}"
             files[path] = stack.files[patch.path].decode("utf-8")

@@ -12,8 +12,10 @@ from pathlib import Path
 
 from kfgen import git
 from kfgen.errors import InputError
-from kfgen.render import default_out, load_stack, render
-from kfgen.yamlio import dump, load_all
+from kfgen.envpatch import identity
+from kfgen.render import default_out, render
+from kfgen.rendered import rendered_objects
+from kfgen.yamlio import dump
 
 MARKDOWN_LIMIT = 65_000
 
@@ -29,11 +31,10 @@ class Drift:
 def check(stack_path: Path, out: Path | None = None, *, display: str | None = None, kustomize: str | None = None,
           allow_outside: bool = False) -> tuple[Path, list[Drift]]:
     """(the output folder, files where it differs from a fresh render of the stack)."""
-    stack = load_stack(stack_path, display, allow_outside)
-    out = out or default_out(stack_path, stack)
     with tempfile.TemporaryDirectory(prefix="kfgen-check-") as tmp:
-        fresh = render(stack_path, Path(tmp) / "out", display=display, kustomize=kustomize, allow_outside=allow_outside).out
-        expected, actual = _files(fresh), _files(out)
+        fresh = render(stack_path, Path(tmp) / "out", display=display, kustomize=kustomize, allow_outside=allow_outside)
+        out = out or default_out(stack_path, fresh.stack)
+        expected, actual = _files(fresh.out), _files(out)
     drift = [Drift(p, "changed") for p in sorted(set(expected) & set(actual)) if expected[p] != actual[p]]
     drift += [Drift(p, "missing") for p in sorted(set(expected) - set(actual))]
     drift += [Drift(p, "unexpected") for p in sorted(set(actual) - set(expected))]
@@ -76,9 +77,8 @@ def diff(stack_path: Path, base_ref: str, *, display: str | None = None, kustomi
     relative = stack_path.relative_to(repo)
     with tempfile.TemporaryDirectory(prefix="kfgen-diff-") as tmp:
         tmp_path = Path(tmp)
-        new_out = render(stack_path, tmp_path / "new", display=display, kustomize=kustomize, allow_outside=True).out
-        current = load_stack(stack_path, display, allow_outside=True)
-        output = default_out(stack_path, current).resolve()
+        new = render(stack_path, tmp_path / "new", display=display, kustomize=kustomize, allow_outside=True)
+        output = default_out(stack_path, new.stack).resolve()
         excluded = [str(output.relative_to(repo))] if output.is_relative_to(repo) else []
         git.extract(repo, commit, tmp_path / "base-src", excluded)
         old_stack = tmp_path / "base-src" / relative
@@ -90,18 +90,12 @@ def diff(stack_path: Path, base_ref: str, *, display: str | None = None, kustomi
             except InputError as exc:
                 raise InputError([f"the stack at {base_ref} does not validate with this kfgen:", *exc.lines()]) from None
             old = _objects(old_out)
-        return compare(old, _objects(new_out))
+        return compare(old, _objects(new.out))
 
 
 def _objects(out: Path) -> dict[str, dict[tuple, dict]]:
-    found: dict[str, dict[tuple, dict]] = {}
-    for env in sorted((out / "rendered").iterdir()):
-        objects = found.setdefault(env.name, {})
-        for file in sorted(env.rglob("*.yaml")):
-            for obj in load_all(file.read_text()):
-                m = obj.get("metadata") or {}
-                objects[(obj.get("apiVersion", ""), obj.get("kind", ""), m.get("namespace", ""), m.get("name", ""))] = obj
-    return found
+    """Rendered objects per environment, by identity."""
+    return {env.name: {identity(o): o for o in rendered_objects(out, env.name)} for env in sorted((out / "rendered").iterdir())}
 
 
 def compare(old: dict[str, dict[tuple, dict]], new: dict[str, dict[tuple, dict]]) -> list[Change]:
@@ -109,15 +103,15 @@ def compare(old: dict[str, dict[tuple, dict]], new: dict[str, dict[tuple, dict]]
     changes = []
     for env in sorted(set(old) | set(new)):
         before, after = old.get(env, {}), new.get(env, {})
-        for identity in sorted(set(before) | set(after)):
-            a, b = before.get(identity), after.get(identity)
+        for key in sorted(set(before) | set(after)):
+            a, b = before.get(key), after.get(key)
             if a == b:
                 continue
             kind = "added" if a is None else "removed" if b is None else "changed"
-            label = f"{env}/{identity[1]}/{identity[2] + '/' if identity[2] else ''}{identity[3]}"
+            label = f"{env}/{key[1]}/{key[2] + '/' if key[2] else ''}{key[3]}"
             text = "".join(difflib.unified_diff(dump(a).splitlines(True) if a else [], dump(b).splitlines(True) if b else [],
                                                 f"a/{label}", f"b/{label}", n=5))
-            api_version, kind_name, namespace, name = identity
+            api_version, kind_name, namespace, name = key
             changes.append(Change(env, api_version, kind_name, namespace, name, kind, text))
     return changes
 

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from kfgen.model import (REPLICA_TYPES, NotebookProfile, Pipeline, Resources, Route, RunPolicy, ServedModel, Step,
                          TrainingJob, Workloads, frozen)
+from kfgen.images import unpinned
 from kfgen.quantity import canonical_quantity, parse_quantity
 
 Where = Callable[[tuple], tuple]
@@ -27,12 +28,10 @@ DEFAULT_RESOURCES = {
 
 def image_problem(image: str) -> str | None:
     """Why an image reference is not pinned, or None."""
-    if "@sha256:" in image:
-        return None
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last:
+    state = unpinned(image)
+    if state == "untagged":
         return f"image {image!r} has no tag; pin a version (e.g. {image}:1.2.3) or a digest"
-    if last.rsplit(":", 1)[1] == "latest":
+    if state == "latest":
         return f"image {image!r} uses 'latest'; pin a version or a digest"
     return None
 
