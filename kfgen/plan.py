@@ -6,12 +6,14 @@
     envs/<env>/kustomization.yaml bases + the environment's overrides Component + cloud and accelerator Components
     envs/<env>/overrides/         kind: Component: the exact difference of this environment (JSON 6902 patches)
     argocd/                       Argo CD objects
-    provenance.json               kfgen version, stack digest, component versions
+    provenance.json               kfgen version, stack digest, component versions, every file's digest
+                                  (written by the render, last: it lists the hydrated files too)
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -94,7 +96,6 @@ def plan(stack: Stack) -> Tree:
             tree[f"components/{name}/{path}"] = content if isinstance(content, str) else dump(content)
     for path, content in argocd_objects(stack, inventory).items():
         tree[path] = content if isinstance(content, str) else dump(content)
-    tree[PROVENANCE] = provenance(stack)
     return dict(sorted(tree.items()))
 
 
@@ -233,8 +234,9 @@ def _target(ident: Identity) -> Obj:
     return target
 
 
-def provenance(stack: Stack) -> str:
-    """What made this tree: no timestamps, so identical inputs give identical bytes."""
+def provenance(stack: Stack, files: dict[str, str]) -> str:
+    """What made this tree, and every file in it with its digest (the proof that kfgen wrote them,
+    checked before a render replaces the tree). No timestamps: identical inputs, identical bytes."""
     data = {
         "generator": "kfgen",
         "version": __version__,
@@ -245,6 +247,7 @@ def provenance(stack: Stack) -> str:
                        for name, c in stack.components.items()},
         "environments": {env.name: {"cloud": env.cloud.name, "components": {n: env.components[n].version for n in env_components(env)}}
                          for env in stack.environments},
+        "files": {path: "sha256:" + hashlib.sha256(text.encode()).hexdigest() for path, text in sorted(files.items())},
     }
     return json.dumps(data, indent=2) + "\n"
 

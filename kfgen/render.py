@@ -13,7 +13,7 @@ from kfgen.hydrate import split_rendered
 from kfgen.lint import Violation, lint_objects
 from kfgen.kustomize import find_engine
 from kfgen.model import Stack
-from kfgen.plan import plan
+from kfgen.plan import PROVENANCE, plan, provenance
 from kfgen.sources import read_sources
 from kfgen.validate import build_stack
 from kfgen.writer import check_owned, locked, new_staging, swap_in, write_tree
@@ -62,7 +62,7 @@ def render(stack_path: Path, out: Path | None = None, *, display: str | None = N
     engine = timer.run("engine", find_engine, kustomize)
     result = RenderResult(out, stack)
     with locked(out):
-        check_owned(out)
+        check_owned(out, sources.stack_dir, sources.inputs)
         staging = new_staging(out)
         try:
             timer.run("write", write_tree, staging, tree)
@@ -82,7 +82,9 @@ def render(stack_path: Path, out: Path | None = None, *, display: str | None = N
             violations = timer.run("lint", lint_objects, list(rendered.items()), stack.kubernetes_version, [], True)
             if violations:
                 raise LintFailed(violations)
-            timer.run("split", write_tree, staging, {path: dump(obj) for path, obj in rendered.items()})
+            hydrated = {path: dump(obj) for path, obj in rendered.items()}
+            timer.run("split", write_tree, staging, hydrated)
+            write_tree(staging, {PROVENANCE: provenance(stack, {**tree, **hydrated})})
             timer.run("swap", swap_in, staging, out)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

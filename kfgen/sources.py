@@ -29,6 +29,7 @@ class Sources:
     stack_bytes: bytes
     files: dict[str, bytes] = field(default_factory=dict)  # relative path (as written, expanded) -> bytes
     profiles: dict[str, list[Document]] = field(default_factory=dict)  # clouds/accelerators -> docs, built-ins first
+    inputs: list[Path] = field(default_factory=list)  # the stack file, every file and folder it references, the .git (resolved)
 
     @property
     def stack_dir(self) -> Path:
@@ -60,6 +61,7 @@ def read_sources(stack_path: Path, display: str | None = None, allow_outside: bo
         raise InputError(problems)
     sources = Sources(stack_path.resolve(), doc, raw)
     root = repo_root(sources.stack_dir)
+    sources.inputs += [sources.stack_path, root / ".git"]
     spec = doc.data.get("spec", {})
     for name, component in sorted((spec.get("components") or {}).items()):
         base = ("spec", "components", name)
@@ -92,6 +94,7 @@ def read_sources(stack_path: Path, display: str | None = None, allow_outside: bo
 
 def _resolve(sources: Sources, root: Path, allow_outside: bool, ref: str, path: tuple) -> tuple[Path, Problem | None]:
     target = (sources.stack_dir / ref).resolve()
+    sources.inputs.append(target)
     if not allow_outside and not target.is_relative_to(root.resolve()):
         return target, sources.doc.problem(path, f"{ref!r} is outside the stack's repository ({root}); "
                                                  "pass --allow-outside-repo to allow it")

@@ -3,8 +3,9 @@
 A render is written into a temporary sibling of --out and swapped in with one atomic
 renameat2(RENAME_EXCHANGE) (two renames where the kernel lacks it); the old tree is then removed.
 A lock on the folder that holds --out serializes renders (flock on the directory itself, so no
-lock file is left in your repository). kfgen owns --out: it refuses a non-empty folder without
-kfgen's provenance file.
+lock file is left in your repository). kfgen owns --out, and proves it by content: provenance.json
+lists every file kfgen wrote, and a render refuses a folder holding any other file, or a folder
+that holds, equals or sits inside one of its inputs.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import json
 import os
 import shutil
 import sys
@@ -22,8 +24,9 @@ from typing import Iterator
 
 from kfgen.errors import InputError, KfgenError
 
-MARKER = "provenance.json"
+MARKER = "provenance.json"  # kfgen.plan.PROVENANCE
 LOCK_WAIT_SECONDS = 600
+MAX_PROVENANCE_BYTES = 64 * 1024 * 1024
 _RENAME_EXCHANGE = 2
 
 
@@ -57,14 +60,54 @@ def locked(out: Path, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[None]
         os.close(fd)  # closing releases the lock
 
 
-def check_owned(out: Path) -> None:
-    """Refuse to replace a folder kfgen did not create."""
+def check_owned(out: Path, home: Path, inputs: list[Path]) -> None:
+    """Refuse an output folder that would equal or hold `home` (the stack's folder) or an input
+    (a file or folder the render reads, the repository's .git), or sit inside an input; and a
+    non-empty folder whose files kfgen cannot prove it wrote (each listed in its provenance.json)."""
     if out.is_symlink():
         raise InputError(f"{out}: is a symlink; give the real folder as --out")
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise InputError(f"{out}: not empty and not created by kfgen (no {MARKER}); choose an empty or new folder")
+    real = out.resolve()
+    for source in [home, *inputs]:
+        if real == source or source.is_relative_to(real):
+            raise InputError(f"{out}: would replace {source}, an input of this render; choose an output folder "
+                             "inside the stack's folder that holds none of its inputs (e.g. deploy)")
+        if source != home and real.is_relative_to(source):
+            raise InputError(f"{out}: is inside {source}, an input of this render; choose an output folder outside it")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    written = _written_files(out)
+    strangers = []
+    for folder, dirs, files in os.walk(out):
+        if ".git" in dirs or ".git" in files:
+            raise InputError(f"{out}: holds a .git ({Path(folder) / '.git'}); kfgen never replaces a repository")
+        for name in files + [d for d in dirs if (Path(folder) / d).is_symlink()]:
+            relative = (Path(folder) / name).relative_to(out).as_posix()
+            if relative != MARKER and relative not in written:
+                strangers.append(relative)
+    if strangers:
+        shown = ", ".join(sorted(strangers)[:3]) + (f" and {len(strangers) - 3} more" if len(strangers) > 3 else "")
+        raise InputError(f"{out}: holds files kfgen did not write ({shown}); a render would delete them: "
+                         "move them out of the folder, or choose another output folder")
+
+
+def _written_files(out: Path) -> set[str]:
+    """The files kfgen's provenance.json in `out` says it wrote (InputError when there is no such record)."""
+    marker = out / MARKER
+    record = None
+    if marker.is_file() and not marker.is_symlink() and marker.stat().st_size <= MAX_PROVENANCE_BYTES:
+        try:
+            record = json.loads(marker.read_bytes())
+        except ValueError:
+            record = None
+    if not isinstance(record, dict):
+        raise InputError(f"{out}: not empty and not created by kfgen (no readable {MARKER}); choose an empty or new folder")
+    files = record.get("files")
+    if record.get("generator") != "kfgen" or not isinstance(files, dict):
+        raise InputError(f"{out}: its {MARKER} does not list the files kfgen wrote (an older kfgen, or not kfgen): "
+                         "delete the folder (it is generated) and render again")
+    return set(files)
 
 
 def new_staging(out: Path) -> Path:

@@ -3,6 +3,7 @@ once, renders killed mid-way, symlinks in the output."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -187,6 +188,12 @@ def test_symlinks_in_the_output_are_not_followed(kfgen, tmp_path):
     outside.write_text("keep me")
     (out / "rendered" / "dev" / "link.yaml").symlink_to(outside)
     (out / "rendered" / "prod" / "dirlink").symlink_to(tmp_path, target_is_directory=True)
+    run = kfgen("render", stack, "--out", out)  # kfgen wrote neither link: refused, and nothing behind them is read
+    assert (run.code, run.err) == (2, f"{out}: holds files kfgen did not write (rendered/dev/link.yaml, rendered/prod/dirlink); "
+                                      "a render would delete them: move them out of the folder, or choose another output folder\n")
+    record = json.loads((out / "provenance.json").read_text())
+    record["files"].update({"rendered/dev/link.yaml": "sha256:0", "rendered/prod/dirlink": "sha256:0"})
+    (out / "provenance.json").write_text(json.dumps(record))  # a forged record: the links go, what they point at stays
     assert kfgen("render", stack, "--out", out).code == 0
     assert outside.read_text() == "keep me" and stack.is_file()
     assert not (out / "rendered" / "dev" / "link.yaml").exists() and not (out / "rendered" / "prod" / "dirlink").exists()

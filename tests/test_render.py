@@ -87,23 +87,6 @@ def test_a_failed_render_leaves_the_previous_output_byte_identical(kfgen, exampl
     assert not [p for p in tmp_path.iterdir() if ".kfgen-" in p.name]  # no staging left behind
 
 
-def test_stale_files_disappear(kfgen, example, tmp_path):
-    out = tmp_path / "out"
-    assert kfgen("render", example, "--out", out).code == 0
-    (out / "rendered" / "dev" / "left-over.yaml").write_text("kind: Stale\n")
-    assert kfgen("render", example, "--out", out).code == 0
-    assert not (out / "rendered" / "dev" / "left-over.yaml").exists()
-
-
-def test_refuses_a_folder_it_did_not_create(kfgen, example, tmp_path):
-    out = tmp_path / "precious"
-    out.mkdir()
-    (out / "notes.txt").write_text("mine")
-    run = kfgen("render", example, "--out", out)
-    assert (run.code, run.err) == (2, f"{out}: not empty and not created by kfgen (no provenance.json); choose an empty or new folder\n")
-    assert (out / "notes.txt").read_text() == "mine"
-
-
 def test_a_missing_engine_is_one_line_and_exit_3(kfgen, example, tmp_path, monkeypatch):
     monkeypatch.setenv("KFGEN_KUSTOMIZE", str(tmp_path / "no-such-kustomize"))
     find_engine.cache_clear()
