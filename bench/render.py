@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from kfgen.kustomize import find_engine  # noqa: E402
 from kfgen.render import render  # noqa: E402
 
-STAGES = ["load", "validate", "plan", "engine", "write", "hydrate", "lint", "split", "swap"]
+STAGES = ["load", "validate", "engine", "write", "hydrate", "lint", "split", "swap"]
 ROTATION = [("gke", "nvidia-l4", ""), ("eks", "nvidia-a100-40gb", ", count: 2"), ("aks", "nvidia-t4", ""), ("kind", "cpu", ""),
             ("gke", "nvidia-h100-80gb", ", mig: 1g.10gb")]
 IDENTITY = {"gke": "ml-workloads@acme-bench.iam.gserviceaccount.com", "eks": "arn:aws:iam::123456789012:role/ml",

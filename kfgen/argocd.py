@@ -17,17 +17,29 @@ Application (see the README).
 
 from __future__ import annotations
 
-from kfgen.catalog.objects import Obj, meta, obj
+from kfgen.components import PACKAGES
 from kfgen.model import Environment, Stack
+from kfgen.objects import Obj, meta, obj
+from kfgen.vocabulary import (
+    ARGOCD_API,
+    ARGOCD_FINALIZER,
+    CLUSTER_BASE,
+    COMPARE_OPTIONS,
+    COMPONENT_LABEL,
+    ENVIRONMENT_LABEL,
+    MANAGED_BY,
+    MANIFEST_GENERATE_PATHS,
+    PART_OF,
+    SYNC_OPTIONS,
+    SYNC_WAVE,
+    WORKLOADS_BASE,
+)
 
-APP_API = "argoproj.io/v1alpha1"
-WAVE = "argocd.argoproj.io/sync-wave"
-SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
 IN_CLUSTER = "https://kubernetes.default.svc"
 # Kinds that come first inside an Application (Argo CD also orders these by kind).
 FOUNDATION_KINDS = {"Namespace", "CustomResourceDefinition"}
-APP_WAVES = {"cluster": -2, "workloads": -1, "ambassador": 0}
-DEFAULT_APP_WAVE = 1
+APP_WAVES = {CLUSTER_BASE: -2, WORKLOADS_BASE: -1, **{name: p.app_wave for name, p in PACKAGES.items()}}
+WORKLOAD_KINDS = {kind for p in PACKAGES.values() for kind in p.workload_kinds}
 
 
 def annotate_for_argocd(objects: dict[str, list[Obj]]) -> None:
@@ -41,16 +53,16 @@ def annotate_for_argocd(objects: dict[str, list[Obj]]) -> None:
             custom = "." in group and not group.endswith(".k8s.io")
             foreign = custom and (group, o["kind"]) not in own_crds  # its CRD is in another Application, or the cluster
             if o["kind"] in FOUNDATION_KINDS:
-                annotations[WAVE] = "-1"
+                annotations[SYNC_WAVE] = "-1"
             elif foreign or _is_workload(o):
-                annotations[WAVE] = "1"
+                annotations[SYNC_WAVE] = "1"
             if foreign:
                 annotations[SYNC_OPTIONS] = "SkipDryRunOnMissingResource=true"
             o["metadata"]["annotations"] = dict(sorted(annotations.items()))
 
 
 def _is_workload(o: Obj) -> bool:
-    return o["kind"] in ("TFJob", "SeldonDeployment", "WorkflowTemplate", "CronWorkflow", "Mapping")
+    return o["kind"] in WORKLOAD_KINDS
 
 
 def argocd_objects(stack: Stack, inventory: dict) -> dict[str, Obj]:
@@ -89,13 +101,13 @@ def project(stack: Stack, env: Environment, kinds: dict[str, set[tuple[str, str]
         "destinations": destinations,
         "sourceRepos": [stack.gitops.repo_url],
     }
-    return obj(APP_API, "AppProject", meta(_name(stack, env), stack.gitops.argocd_namespace, labels=_labels(stack, env)), spec=spec)
+    return obj(ARGOCD_API, "AppProject", meta(_name(stack, env), stack.gitops.argocd_namespace, labels=_labels(stack, env)), spec=spec)
 
 
 def _labels(stack: Stack, env: Environment, base: str | None = None) -> dict[str, str]:
-    labels = {"app.kubernetes.io/managed-by": "kfgen", "app.kubernetes.io/part-of": stack.name, "kfgen.io/environment": env.name}
+    labels = {MANAGED_BY: "kfgen", PART_OF: stack.name, ENVIRONMENT_LABEL: env.name}
     if base:
-        labels["kfgen.io/component"] = base
+        labels[COMPONENT_LABEL] = base
     return labels
 
 
@@ -117,21 +129,20 @@ def _ignore_webhook_ca(kinds: set[tuple[str, str]]) -> list[Obj]:
 
 def _application(stack: Stack, env: Environment, name: str, path: str, wave: int, labels: dict, ignore: list[Obj],
                  source_extra: Obj, generate_paths: str) -> Obj:
-    annotations = {WAVE: str(wave), "argocd.argoproj.io/compare-options": "ServerSideDiff=true",
-                   "argocd.argoproj.io/manifest-generate-paths": generate_paths}
+    annotations = {SYNC_WAVE: str(wave), COMPARE_OPTIONS: "ServerSideDiff=true", MANIFEST_GENERATE_PATHS: generate_paths}
     spec: Obj = {"destination": _destination(env), "project": _name(stack, env),
                  "source": {"path": path, "repoURL": stack.gitops.repo_url, "targetRevision": stack.gitops.target_revision, **source_extra},
                  "syncPolicy": _sync_policy(env, bool(ignore))}
     if ignore:
         spec["ignoreDifferences"] = ignore
     metadata = meta(name, stack.gitops.argocd_namespace, labels=labels, annotations=annotations)
-    metadata["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
-    return obj(APP_API, "Application", metadata, spec=spec)
+    metadata["finalizers"] = [ARGOCD_FINALIZER]
+    return obj(ARGOCD_API, "Application", metadata, spec=spec)
 
 
 def component_application(stack: Stack, env: Environment, base: str, kinds: set[tuple[str, str]]) -> Obj:
     path = f"{stack.gitops.path}/rendered/{env.name}/{base}"
-    return _application(stack, env, _name(stack, env, base), path, APP_WAVES.get(base, DEFAULT_APP_WAVE),
+    return _application(stack, env, _name(stack, env, base), path, APP_WAVES.get(base, 1),
                         _labels(stack, env, base), _ignore_webhook_ca(kinds), {"directory": {"recurse": True}}, ".")
 
 
@@ -150,6 +161,6 @@ def root_application(stack: Stack, env: Environment) -> Obj:
                    "repoURL": stack.gitops.repo_url, "targetRevision": stack.gitops.target_revision},
         "syncPolicy": _sync_policy(env, False),
     }
-    annotations = {"argocd.argoproj.io/manifest-generate-paths": "."}
-    return obj(APP_API, "Application", meta(_name(stack, env, "root"), stack.gitops.argocd_namespace,
+    annotations = {MANIFEST_GENERATE_PATHS: "."}
+    return obj(ARGOCD_API, "Application", meta(_name(stack, env, "root"), stack.gitops.argocd_namespace,
                                             labels=_labels(stack, env), annotations=annotations), spec=spec)

@@ -1,49 +1,26 @@
-"""Every object of each component for one view (the stack's base, or one environment)."""
+"""Every object of each component for one render context (the stack's base, or one environment)."""
 
 from __future__ import annotations
 
-from typing import Callable
-
 from kfgen.argocd import annotate_for_argocd
-from kfgen.catalog import argo, gateway, jupyterhub, seldon, training
-from kfgen.catalog.objects import Obj, namespace, waive
-from kfgen.catalog.view import View
-from kfgen.model import COMPONENTS, Component, Waiver
-from kfgen.workloads.pipelines import pipeline_objects
-from kfgen.workloads.serving import serving_objects
-from kfgen.workloads.training import training_objects
-
-WORKLOADS_BASE = "workloads"  # the workload namespace, shared by every workload kind
-
-_INSTALLERS: dict[str, Callable[[Component, View], list[Obj]]] = {
-    "argo-workflows": argo.install,
-    "training-operator": training.install,
-    "seldon-core": seldon.install,
-    "ambassador": gateway.install,
-    "jupyterhub": jupyterhub.install,
-}
-_WORKLOADS: dict[str, Callable[[View], list[Obj]]] = {
-    "argo-workflows": pipeline_objects,
-    "training-operator": training_objects,
-    "seldon-core": serving_objects,
-    "jupyterhub": lambda view: jupyterhub.notebook_objects(view.component("jupyterhub"), view),
-}
+from kfgen.components import PACKAGES
+from kfgen.context import RenderContext
+from kfgen.model import Waiver
+from kfgen.objects import Obj, namespace, waive
+from kfgen.vocabulary import WORKLOADS_BASE
 
 
-def component_objects(view: View, components: list[str]) -> dict[str, list[Obj]]:
+def component_objects(ctx: RenderContext, components: list[str]) -> dict[str, list[Obj]]:
     """Objects by base name: the workload namespace, then each listed component (install, if kfgen
     installs it, and the workloads it runs)."""
-    out: dict[str, list[Obj]] = {WORKLOADS_BASE: [namespace(view.workloads.namespace)]}
-    for name in COMPONENTS:
+    out: dict[str, list[Obj]] = {WORKLOADS_BASE: [namespace(ctx.workloads.namespace)]}
+    for name, package in PACKAGES.items():
         if name not in components:
             continue
-        component = view.component(name)
-        objects = _INSTALLERS[name](component, view) if component.install == "kfgen" else []
-        if name in _WORKLOADS:
-            objects += _WORKLOADS[name](view)
-        out[name] = objects
+        component = ctx.component(name)
+        out[name] = (package.install(component, ctx) if component.install == "kfgen" else []) + package.workloads(ctx)
     annotate_for_argocd(out)
-    apply_waivers(view.waivers, out)
+    apply_waivers(ctx.waivers, out)
     return out
 
 

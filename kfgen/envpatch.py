@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kfgen.catalog.objects import Obj
+from kfgen.objects import Obj
 
 Identity = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
 

@@ -2,8 +2,7 @@
 
 Images come from the hydrated objects (every `image` field, in pod specs and in the operators'
 configuration, your own manifests and patches included) and from what the operators start on
-their own: Argo's executor, Seldon's executor, storage initializer and the prepackaged servers
-the models use.
+their own, which each component package names (Seldon: the prepackaged servers the models use).
 """
 
 from __future__ import annotations
@@ -11,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-from kfgen.catalog.objects import rewrite_image
-from kfgen.catalog.versions import SELDON
+from kfgen.components import PACKAGES
+from kfgen.context import RenderContext
 from kfgen.model import Environment
 
 
@@ -28,14 +27,20 @@ def unpinned(image: str) -> str | None:
 
 def environment_images(env: Environment, objects: list[dict]) -> list[str]:
     """Sorted, unique image references of one environment, from its hydrated objects."""
+    catalogs = {key for p in PACKAGES.values() for key in p.image_catalogs()}
     found: set[str] = set()
     for obj in objects:
-        found.update(_images(obj))
-    found.update(_seldon_servers(env))
+        found.update(_images(obj, catalogs))
+    ctx = RenderContext("", env.components, env.workloads, env)
+    for name, package in PACKAGES.items():
+        if env.components[name].installed:
+            found.update(package.runtime_images(env.components[name], ctx))
     return sorted(found)
 
 
-def _images(value: Any) -> Iterator[str]:
+def _images(value: Any, catalogs: set[str]) -> Iterator[str]:
+    """Image references in an object; ConfigMap keys in `catalogs` list images an operator may start,
+    which count only when in use (the packages' runtime_images)."""
     if isinstance(value, dict):
         for key, child in value.items():
             if key == "image" and isinstance(child, str):
@@ -45,36 +50,20 @@ def _images(value: Any) -> Iterator[str]:
             elif key == "env" and isinstance(child, list):
                 yield from (e["value"] for e in child if isinstance(e, dict) and e.get("name", "").endswith("_IMAGE_AND_VERSION"))
             elif key == "data" and isinstance(child, dict):
-                for text in child.values():
-                    yield from _images(_json_or_none(text))
+                for name, text in child.items():
+                    if name not in catalogs:
+                        yield from _images(_json_or_none(text), catalogs)
             else:
-                yield from _images(child)
+                yield from _images(child, catalogs)
     elif isinstance(value, list):
         for child in value:
-            yield from _images(child)
+            yield from _images(child, catalogs)
 
 
 def _json_or_none(text: Any) -> Any:
     if not isinstance(text, str) or not text.lstrip().startswith(("{", "[")):
         return None
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except ValueError:
         return None
-    if isinstance(data, dict) and "TENSORFLOW_SERVER" in data:
-        return None  # the catalog of prepackaged servers: only those in use count (below)
-    return data
-
-
-def _seldon_servers(env: Environment) -> set[str]:
-    seldon = env.components["seldon-core"]
-    if not seldon.enabled or seldon.install != "kfgen":
-        return set()
-    servers = SELDON[seldon.version]["servers"]
-    found = set()
-    for model in env.workloads.enabled("serving"):
-        if model.server == "CUSTOM" or model.image:
-            continue
-        image, tag = servers[model.server].get(model.protocol) or next(iter(servers[model.server].values()))
-        found.add(rewrite_image(f"{image}:{tag}", seldon.image_registry))
-    return found

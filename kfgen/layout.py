@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kfgen.catalog.objects import Obj
+from kfgen.objects import Obj
 
 
 def split_api_version(api_version: str) -> tuple[str, str]:

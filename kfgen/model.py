@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
 
-COMPONENTS = ("argo-workflows", "training-operator", "seldon-core", "ambassador", "jupyterhub")
 REPLICA_TYPES = ("Chief", "Worker", "PS", "Evaluator")
-# Which component runs each workload kind.
-RUNS_ON = {"training": "training-operator", "serving": "seldon-core", "pipelines": "argo-workflows", "notebooks": "jupyterhub"}
 
 
 def frozen(value: Any) -> Any:
@@ -57,7 +54,7 @@ class Component:
     image_registry: str | None
     extra_resources: tuple[str, ...]
     patches: tuple[Patch, ...]
-    settings: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    settings: Any = None  # the component package's own typed settings (kfgen.components.<name>)
 
     @property
     def installed(self) -> bool:

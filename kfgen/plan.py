@@ -20,19 +20,24 @@ from pathlib import PurePosixPath
 
 from kfgen import __version__
 from kfgen.argocd import argocd_objects
-from kfgen.bases import WORKLOADS_BASE, apply_waivers, component_objects, waiver_targets
-from kfgen.catalog.objects import Obj
-from kfgen.catalog.view import View
+from kfgen.bases import apply_waivers, component_objects, waiver_targets
+from kfgen.components import COMPONENTS
+from kfgen.context import RenderContext
 from kfgen.envpatch import Identity, environment_overlay
 from kfgen.errors import InputError, Problem
 from kfgen.layout import assign_paths, object_path, split_api_version
-from kfgen.mixins import COMPONENT_API, accelerator_mixin, cloud_mixin
-from kfgen.model import COMPONENTS, Environment, Stack, thawed
+from kfgen.model import Environment, Stack, thawed
+from kfgen.objects import Obj
+from kfgen.profile_components import accelerator_component, cloud_component
+from kfgen.vocabulary import (
+    COMPONENT_LABEL,
+    KUSTOMIZATION_API,
+    KUSTOMIZE_COMPONENT_API,
+    MANAGED_BY,
+    PART_OF,
+    WORKLOADS_BASE,
+)
 from kfgen.yamlio import dump, load_all
-
-KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
-COMPONENT_LABEL = "kfgen.io/component"
-PROVENANCE = "provenance.json"
 
 Tree = dict[str, str]
 
@@ -54,35 +59,35 @@ def env_components(env: Environment) -> list[str]:
 
 
 def common_labels(stack: Stack, base: str) -> dict[str, str]:
-    return {"app.kubernetes.io/managed-by": "kfgen", "app.kubernetes.io/part-of": stack.name, COMPONENT_LABEL: base}
+    return {MANAGED_BY: "kfgen", PART_OF: stack.name, COMPONENT_LABEL: base}
 
 
 def plan(stack: Stack) -> Tree:
     """Every file of the output tree except rendered/ (which kustomize produces from it)."""
     tree: Tree = {}
-    base_view = View(stack.name, stack.components, stack.workloads, waivers=stack.waivers)
-    bases = component_objects(base_view, used_components(stack))
+    base_ctx = RenderContext(stack.name, stack.components, stack.workloads, waivers=stack.waivers)
+    bases = component_objects(base_ctx, used_components(stack))
     extras = {name: _extra_objects(stack, name) for name in bases}
     for name, objects in bases.items():
         tree.update(_base(stack, name, objects, extras[name]))
-    mixins: dict[str, dict] = {}
+    profile_components: dict[str, dict] = {}
     inventory: dict[str, Inventory] = {}
     matched = {w for w in stack.waivers if waiver_targets(w, bases) or waiver_targets(w, extras)}
     for env in stack.environments:
-        env_view = View(stack.name, env.components, env.workloads, env, stack.waivers)
-        env_bases = component_objects(env_view, env_components(env))
+        env_ctx = RenderContext(stack.name, env.components, env.workloads, env, stack.waivers)
+        env_bases = component_objects(env_ctx, env_components(env))
         matched |= {w for w in stack.waivers if waiver_targets(w, env_bases)}  # objects only this environment has
         names = [WORKLOADS_BASE, *env_components(env)]
         overlay_files = _overrides(stack, {n: bases[n] for n in names}, env_bases)
         tree.update({f"envs/{env.name}/overrides/{path}": text for path, text in overlay_files.items()})
         components = ["overrides"] if overlay_files else []
-        env_mixins = [m for m in [cloud_mixin(env.cloud), *(accelerator_mixin(env.cloud, k) for k in env.accelerators)] if m]
-        for mixin in env_mixins:
-            if mixins.setdefault(mixin.name, mixin.files) != mixin.files:
-                raise AssertionError(f"two different Components named {mixin.name}")  # a bug: names must say what differs
-            components.append(f"../../components/{mixin.name}")
-        inventory[env.name] = _inventory(env_bases, {n: extras.get(n, []) for n in env_bases}, env_mixins)
-        kustomization = {"apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
+        env_profile_components = [m for m in [cloud_component(env.cloud), *(accelerator_component(env.cloud, k) for k in env.accelerators)] if m]
+        for component in env_profile_components:
+            if profile_components.setdefault(component.name, component.files) != component.files:
+                raise AssertionError(f"two different Components named {component.name}")  # a bug: names must say what differs
+            components.append(f"../../components/{component.name}")
+        inventory[env.name] = _inventory(env_bases, {n: extras.get(n, []) for n in env_bases}, env_profile_components)
+        kustomization = {"apiVersion": KUSTOMIZATION_API, "kind": "Kustomization",
                          "resources": [f"../../base/{n}" for n in names]}
         if components:
             kustomization["components"] = components
@@ -91,7 +96,7 @@ def plan(stack: Stack) -> Tree:
     if unmatched:
         raise InputError([Problem(*w.written_at, "spec.waivers", f"the {w.policy} waiver names no rendered object "
                                   f"({w.kind} {w.namespace + '/' if w.namespace else ''}{w.name})") for w in unmatched])
-    for name, files in sorted(mixins.items()):
+    for name, files in sorted(profile_components.items()):
         for path, content in files.items():
             tree[f"components/{name}/{path}"] = content if isinstance(content, str) else dump(content)
     for path, content in argocd_objects(stack, inventory).items():
@@ -99,16 +104,16 @@ def plan(stack: Stack) -> Tree:
     return dict(sorted(tree.items()))
 
 
-def _inventory(env_bases: dict[str, list[Obj]], extra: dict[str, list[Obj]], mixins: list) -> Inventory:
+def _inventory(env_bases: dict[str, list[Obj]], extra: dict[str, list[Obj]], profile_components: list) -> Inventory:
     """What an environment's render holds, for its Argo CD objects: bases (Applications),
     cluster-scoped kinds per base (the AppProject's whitelist) and namespaces (its destinations)."""
     found = Inventory()
-    with_mixins = {**{n: objs + extra[n] for n, objs in env_bases.items()}}
-    for mixin in mixins:
-        for path, content in mixin.files.items():
+    with_profile_objects = {**{n: objs + extra[n] for n, objs in env_bases.items()}}
+    for component in profile_components:
+        for path, content in component.files.items():
             if isinstance(content, dict) and content.get("kind") not in ("Component", None) and not path.startswith("patches/"):
-                with_mixins.setdefault(content["metadata"]["labels"][COMPONENT_LABEL], []).append(content)
-    for name, objects in with_mixins.items():
+                with_profile_objects.setdefault(content["metadata"]["labels"][COMPONENT_LABEL], []).append(content)
+    for name, objects in with_profile_objects.items():
         found.bases.append(name)
         kinds = found.cluster_kinds.setdefault(name, set())
         for o in objects:
@@ -172,7 +177,7 @@ def _base(stack: Stack, name: str, objects: list[Obj], extras: list[Obj]) -> Tre
         files[path] = dump(waiver_patch)
         patches.append({"path": path})
     kustomization: Obj = {
-        "apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
+        "apiVersion": KUSTOMIZATION_API, "kind": "Kustomization",
         "labels": [{"includeSelectors": False, "pairs": common_labels(stack, name)}],
         "resources": sorted(resources),
     }
@@ -211,7 +216,7 @@ def _overrides(stack: Stack, base: dict[str, list[Obj]], env: dict[str, list[Obj
         resources.append(path)
     if not files:
         return {}
-    component: Obj = {"apiVersion": COMPONENT_API, "kind": "Component"}
+    component: Obj = {"apiVersion": KUSTOMIZE_COMPONENT_API, "kind": "Component"}
     if resources:
         component["resources"] = sorted(resources)
     if patches:

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Callable
 
 from kfgen.errors import EXIT_FINDINGS, KfgenError
-from kfgen.hydrate import split_rendered
-from kfgen.lint import Violation, lint_objects
 from kfgen.kustomize import find_engine
+from kfgen.lint import Violation, lint_objects
 from kfgen.model import Stack
-from kfgen.plan import PROVENANCE, plan, provenance
+from kfgen.plan import provenance
 from kfgen.sources import read_sources
-from kfgen.validate import build_stack
+from kfgen.split import split_rendered
+from kfgen.validate import validate
+from kfgen.vocabulary import PROVENANCE
 from kfgen.writer import check_owned, locked, new_staging, swap_in, write_tree
 from kfgen.yamlio import dump
 
@@ -42,8 +43,8 @@ class RenderResult:
 
 
 def load_stack(stack_path: Path, display: str | None = None, allow_outside: bool = False) -> Stack:
-    """The validated stack (InputError with every problem otherwise)."""
-    return build_stack(read_sources(stack_path, display, allow_outside))
+    """The validated stack (InputError with every problem otherwise), exactly as render validates it."""
+    return validate(read_sources(stack_path, display, allow_outside))[0]
 
 
 def default_out(stack_path: Path, stack: Stack) -> Path:
@@ -56,8 +57,7 @@ def render(stack_path: Path, out: Path | None = None, *, display: str | None = N
     """Render the stack into `out`; on any failure the previous `out` is left exactly as it was."""
     timer = _Timer()
     sources = timer.run("load", read_sources, stack_path, display, allow_outside)
-    stack = timer.run("validate", build_stack, sources)
-    tree = timer.run("plan", plan, stack)
+    stack, tree = timer.run("validate", validate, sources)  # validation includes the (pure) plan
     out = out or default_out(stack_path, stack)
     engine = timer.run("engine", find_engine, kustomize)
     result = RenderResult(out, stack)

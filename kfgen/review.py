@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kfgen import git
-from kfgen.errors import InputError
 from kfgen.envpatch import identity
+from kfgen.errors import InputError
 from kfgen.render import default_out, render
 from kfgen.rendered import rendered_objects
 from kfgen.yamlio import dump

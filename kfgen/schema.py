@@ -6,6 +6,7 @@ import difflib
 import json
 import re
 from functools import cache
+from pathlib import Path
 from typing import Any, Iterator
 
 from jsonschema import Draft202012Validator
@@ -21,8 +22,44 @@ _TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a numbe
 
 @cache
 def stack_schema() -> dict:
-    """The parsed schemas/stack.schema.json."""
-    return json.loads((shipped_dir("schemas") / "stack.schema.json").read_text())
+    """The stack's schema: schemas/stack.schema.json, whose component definitions come from the
+    component packages (their settings and supported versions), so the packages are the one source."""
+    schema = json.loads((shipped_dir("schemas") / "stack.schema.json").read_text())
+    schema["$defs"].update(component_definitions())
+    return schema
+
+
+def component_definitions() -> dict[str, dict]:
+    """`$defs/component.<name>` of every component: the settings all share, its own, its versions."""
+    from kfgen.components import PACKAGES
+
+    common = json.loads((Path(__file__).parent / "components" / "component.schema.json").read_text())["properties"]
+    out = {}
+    for name, package in PACKAGES.items():
+        properties = dict(common)
+        versions = [r.version for r in package.releases]
+        properties["version"] = {**common["version"], "description": f"{common['version']['description']} Default {versions[0]}.",
+                                 "enum": versions, "default": versions[0]}
+        properties["namespace"] = {**common["namespace"], "description": f"{common['namespace']['description']} "
+                                   f"Default `{package.namespace}`.", "default": package.namespace}
+        properties.update(package.settings_schema["properties"])
+        out[f"component.{name}"] = {"type": "object", "description": package.settings_schema["description"],
+                                    "additionalProperties": False, "properties": properties}
+    return out
+
+
+def write_schema(path: Path) -> bool:
+    """Write the stack's schema (component definitions regenerated) to `path`; True when it changed."""
+    text = json.dumps(stack_schema(), indent=2, ensure_ascii=False) + "\n"
+    if path.is_file() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True
+
+
+if __name__ == "__main__":  # python -m kfgen.schema: regenerate schemas/stack.schema.json after changing a component package
+    target = Path(__file__).resolve().parents[1] / "schemas" / "stack.schema.json"
+    print(f"{target}: {'rewritten' if write_schema(target) else 'up to date'}")
 
 
 @cache

@@ -26,39 +26,39 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from kfgen.accelerators import image_variant
-from kfgen.catalog.view import View
+from kfgen.components.training_operator.tfjobs import MODEL_DIR_ENV, tfjob
+from kfgen.context import RenderContext
 from kfgen.errors import InputError, MissingExtraError
 from kfgen.model import Stack, TrainingJob
 from kfgen.tfconfig import REPLICA_TYPES, canonical_type, replica_counts, tf_config
-from kfgen.workloads.training import MODEL_DIR_ENV, tfjob
 
 STEPS_ENV = "KFGEN_STEPS"
 LEADERS = ("Chief", "Master")
 INSTALL_HINT = "tensorflow is not installed: pip install 'kfgen[tensorflow]'"
 
 
-def job_view(stack: Stack, env_name: str | None) -> View:
+def job_view(stack: Stack, env_name: str | None) -> RenderContext:
     """The stack as an environment sees it, or as written when no environment is named."""
     if env_name is None:
-        return View(stack.name, stack.components, stack.workloads)
+        return RenderContext(stack.name, stack.components, stack.workloads)
     env = next((e for e in stack.environments if e.name == env_name), None)
     if env is None:
         raise InputError(f"no environment {env_name!r} (have: {', '.join(e.name for e in stack.environments)})")
-    return View(stack.name, env.components, env.workloads, env)
+    return RenderContext(stack.name, env.components, env.workloads, env)
 
 
-def find_job(view: View, name: str) -> TrainingJob:
-    jobs = {j.name: j for j in view.workloads.enabled("training")}
+def find_job(ctx: RenderContext, name: str) -> TrainingJob:
+    jobs = {j.name: j for j in ctx.workloads.enabled("training")}
     if name not in jobs:
-        where = f"environment {view.env.name!r}" if view.env else "the stack"
+        where = f"environment {ctx.env.name!r}" if ctx.env else "the stack"
         raise InputError(f"no training job {name!r} in {where} (have: {', '.join(jobs) or 'none'})")
     return jobs[name]
 
 
-def describe(job: TrainingJob, view: View) -> str:
+def describe(job: TrainingJob, ctx: RenderContext) -> str:
     """One line: name first, then replica counts and the accelerator."""
     replicas = " ".join(f"{t}={n}" for t, n in job.replicas)
-    klass = view.accelerator(job.accelerator)
+    klass = ctx.accelerator(job.accelerator)
     if klass:
         accelerator = f"{klass.name} ({klass.profile.name} x{klass.count}{f', {klass.hosts} hosts' if klass.hosts > 1 else ''})"
     else:
@@ -93,9 +93,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def local_commands(stack_dir: Path, job: TrainingJob, view: View, model_dir: Path, steps: int | None) -> list[tuple[str, int, list[str], dict]]:
+def local_commands(stack_dir: Path, job: TrainingJob, ctx: RenderContext, model_dir: Path, steps: int | None) -> list[tuple[str, int, list[str], dict]]:
     """(type, index, argv, environment) of every replica, with localhost TF_CONFIG."""
-    obj = tfjob(job, view)
+    obj = tfjob(job, ctx)
     counts = replica_counts(obj)
     ports = {(t.lower(), i): _free_port() for t, n in counts.items() for i in range(n)}
     host = lambda rtype, index, _port: f"localhost:{ports[(rtype, index)]}"  # noqa: E731
@@ -130,7 +130,7 @@ def tensorflow_installed() -> bool:
         return False
 
 
-def run_local(stack_dir: Path, job: TrainingJob, view: View, *, model_dir: Path | None = None, steps: int | None = None,
+def run_local(stack_dir: Path, job: TrainingJob, ctx: RenderContext, *, model_dir: Path | None = None, steps: int | None = None,
               timeout: float = 900, out: TextIO = sys.stdout, say: Callable[[str], None] | None = None) -> int:
     """Run every replica; 0 when the job succeeds, 1 when a replica fails or time runs out."""
     if not tensorflow_installed():
@@ -140,7 +140,7 @@ def run_local(stack_dir: Path, job: TrainingJob, view: View, *, model_dir: Path 
     lock = threading.Lock()
     replicas: list[Replica] = []
     readers = []
-    for replica_type, index, argv, env in local_commands(stack_dir, job, view, model_dir, steps):
+    for replica_type, index, argv, env in local_commands(stack_dir, job, ctx, model_dir, steps):
         process = subprocess.Popen(argv, cwd=stack_dir, env={**os.environ, **env}, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
         replica = Replica(replica_type, index, process)

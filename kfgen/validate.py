@@ -11,17 +11,35 @@ import difflib
 import re
 from typing import Any
 
-from kfgen.errors import InputError, Problem
-from kfgen.model import (COMPONENTS, RUNS_ON, Artifacts, Component, Environment, GitOps,
-                         Patch, Stack, Sync, Waiver, Workloads, frozen)
 from kfgen.accelerators import resolve_class
+from kfgen.components import COMPONENTS, PACKAGES, RUNS_ON
+from kfgen.errors import InputError, Problem
+from kfgen.model import (
+    Artifacts,
+    Component,
+    Environment,
+    GitOps,
+    Patch,
+    Stack,
+    Sync,
+    Waiver,
+    Workloads,
+    frozen,
+)
 from kfgen.profiles import profile_index
-from kfgen.quantity import canonical_quantity
 from kfgen.schema import schema_at
+from kfgen.plan import Tree, plan
 from kfgen.sources import Sources
 from kfgen.workload_specs import Where, WorkloadBuilder, merged
 
 PROD_NAMES = ("prod", "production")
+
+
+def validate(sources: Sources) -> tuple[Stack, Tree]:
+    """The one validation stage: the validated Stack and its planned tree, or InputError with every
+    problem of the stack. A stack that passes here never fails a render for input reasons."""
+    stack = build_stack(sources)
+    return stack, plan(stack)
 
 
 def build_stack(sources: Sources) -> Stack:
@@ -79,18 +97,7 @@ class _Builder:
 
     def component(self, name: str, data: dict, where: Where) -> Component:
         path = ("components", name)
-        settings: dict[str, Any] = {}
-        if name == "argo-workflows":
-            server = data.get("server") or {}
-            settings = {"server_enabled": server.get("enabled", True), "auth_modes": tuple(server.get("authModes") or ["client"])}
-        elif name == "ambassador":
-            settings = {"hostname": data.get("hostname"), "tls_secret": data.get("tlsSecret")}
-        elif name == "jupyterhub":
-            auth = data.get("auth") or {}
-            settings = {"secret_name": data.get("secretName", "hub-secrets"), "auth_type": auth.get("type", "dummy"),
-                        "admins": tuple(auth.get("admins") or ()), "allowed_users": tuple(auth.get("allowedUsers") or ()),
-                        "allow_all": auth.get("allowAll", auth.get("type", "dummy") == "dummy"),
-                        "user_storage": canonical_quantity(data.get("userStorage", "10Gi"))}
+        package = PACKAGES[name]
         component = Component(
             name=name,
             enabled=data.get("enabled", True),
@@ -102,14 +109,9 @@ class _Builder:
             image_registry=data.get("imageRegistry"),
             extra_resources=tuple(data.get("extraResources") or ()),
             patches=tuple(Patch(p["path"], frozen(p.get("target")) if p.get("target") else None) for p in data.get("patches") or ()),
-            settings=frozen(settings),
+            settings=package.settings(data),
         )
-        if name == "jupyterhub" and component.enabled and not settings["allow_all"] and not settings["allowed_users"] \
-                and settings["auth_type"] != "dummy":
-            self.fail(where(path + ("auth",)), f"a {settings['auth_type']} login with no allowedUsers would let in anyone the provider "
-                      "knows; list allowedUsers, or set allowAll: true")
-        if name == "ambassador" and component.installed and not settings["hostname"]:
-            self.fail(where(path), "ambassador needs a hostname (spec.components.ambassador.hostname) for its Host and routes")
+        package.check(component, lambda rel, message: self.fail(where(path + rel), message))
         return component
 
     def check_namespaces(self, components: dict[str, Component], workloads: Workloads, where: Where) -> None:

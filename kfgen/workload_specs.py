@@ -8,9 +8,20 @@ import difflib
 import re
 from typing import Any, Callable
 
-from kfgen.model import (REPLICA_TYPES, NotebookProfile, Pipeline, Resources, Route, RunPolicy, ServedModel, Step,
-                         TrainingJob, Workloads, frozen)
 from kfgen.images import unpinned
+from kfgen.model import (
+    REPLICA_TYPES,
+    NotebookProfile,
+    Pipeline,
+    Resources,
+    Route,
+    RunPolicy,
+    ServedModel,
+    Step,
+    TrainingJob,
+    Workloads,
+    frozen,
+)
 from kfgen.quantity import canonical_quantity, parse_quantity
 
 Where = Callable[[tuple], tuple]

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Iterator
 
 from kfgen.errors import InputError, KfgenError
+from kfgen.vocabulary import PROVENANCE
 
-MARKER = "provenance.json"  # kfgen.plan.PROVENANCE
+MARKER = PROVENANCE
 LOCK_WAIT_SECONDS = 600
 MAX_PROVENANCE_BYTES = 64 * 1024 * 1024
 _RENAME_EXCHANGE = 2

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import copy_stack, read_tree
+
 from kfgen.load import load_bytes
 from kfgen.yamlio import dump
 

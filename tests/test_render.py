@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES, ROOT, copy_stack, edit, read_tree
+
+from kfgen.components import PACKAGES
 from kfgen.kustomize import find_engine
 from kfgen.render import render
 from kfgen.yamlio import load_all
@@ -119,7 +120,9 @@ def test_the_wheel_ships_schemas_overlays_and_templates(tmp_path):
     names = zipfile.ZipFile(next(wheel_dir.glob("kfgen-*.whl"))).namelist()
     assert "kfgen/_data/schemas/stack.schema.json" in names
     assert "kfgen/_data/overlays/clouds/gke.yaml" in names
-    assert "kfgen/templates/jupyterhub_config.py" in names
+    assert "kfgen/templates/stack.yaml.j2" in names
+    assert {"kfgen/components/jupyterhub/jupyterhub_config.py", "kfgen/components/component.schema.json"} <= set(names)
+    assert {f"kfgen/components/{p.folder.name}/settings.schema.json" for p in PACKAGES.values()} <= set(names)
 
 
 def test_a_non_editable_install_works_from_outside_the_repo(tmp_path):

@@ -10,28 +10,48 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 from kfgen.accelerators import image_variant
-from kfgen.catalog.gateway import mapping
-from kfgen.catalog.objects import (Obj, binding, config_map, container, deployment, empty_dir, http_probe, meta,
-                                   namespace, obj, pod_security, pod_spec, resources_of, rewrite_image, role, rule,
-                                   operator_waivers, service, service_account, waive)
-from kfgen.catalog.versions import JUPYTERHUB
-from kfgen.catalog.view import View
+from kfgen.components.ambassador.mappings import mapping
+from kfgen.components.package import Release
+from kfgen.context import RenderContext
 from kfgen.model import AcceleratorClass, Component
+from kfgen.objects import (
+    Obj,
+    binding,
+    config_map,
+    container,
+    deployment,
+    empty_dir,
+    http_probe,
+    meta,
+    namespace,
+    obj,
+    operator_waivers,
+    pod_security,
+    pod_spec,
+    resources_of,
+    rewrite_image,
+    role,
+    rule,
+    service,
+    service_account,
+    waive,
+)
 from kfgen.quantity import parse_quantity
-from kfgen.shipped import template_path
+from kfgen.vocabulary import NOTEBOOK_PROFILES_LABEL, STORAGE_LABEL
 
 BASE_URL = "/notebooks/"
+HUB_CONFIG = Path(__file__).parent / "jupyterhub_config.py"  # the hub's configuration, as it runs in the hub
 CONFIG_DIR = "/usr/local/etc/jupyterhub/kfgen"
-PROFILES_LABEL = "kfgen.io/notebook-accelerators"
 
 
-def install(component: Component, view: View) -> list[Obj]:
+def install(component: Component, release: Release, ctx: RenderContext) -> list[Obj]:
     ns = component.namespace
-    images = {k: rewrite_image(v, component.image_registry) for k, v in JUPYTERHUB[component.version].items()}
-    secret = component.settings["secret_name"]
-    data = hub_config(component, view)
+    images = {k: rewrite_image(v, component.image_registry) for k, v in release.images.items()}
+    secret = component.settings.secret_name
+    data = hub_config(component, ctx)
     hub_rules = [
         rule([""], ["pods", "persistentvolumeclaims", "secrets", "services"], ["get", "watch", "list", "create", "delete"]),
         rule([""], ["events"], ["get", "watch", "list"]),
@@ -68,8 +88,8 @@ def install(component: Component, view: View) -> list[Obj]:
                          volumes=[{"name": "secret", "secret": {"defaultMode": 0o400, "items": [{"key": "proxy-token", "path": "proxy-token"}],
                                                                 "secretName": secret}}])
     # Restart the hub when its configuration changes, including what this environment's Components add.
-    checksum = hashlib.sha256(json.dumps({**data, **component_additions(view)}, sort_keys=True).encode()).hexdigest()
-    pvc = obj("v1", "PersistentVolumeClaim", meta("hub-db-dir", ns, labels={"kfgen.io/storage": "default"}),
+    checksum = hashlib.sha256(json.dumps({**data, **component_additions(ctx)}, sort_keys=True).encode()).hexdigest()
+    pvc = obj("v1", "PersistentVolumeClaim", meta("hub-db-dir", ns, labels={STORAGE_LABEL: "default"}),
               spec={"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}})
     return [
         namespace(ns),
@@ -77,7 +97,7 @@ def install(component: Component, view: View) -> list[Obj]:
         service_account("proxy", ns, automount=False),
         role("Role", "hub", ns, hub_rules),
         binding("RoleBinding", "hub", ns, "Role", "hub", [("hub", ns)]),
-        config_map("hub-config", ns, data, labels={PROFILES_LABEL: "true"}),
+        config_map("hub-config", ns, data, labels={NOTEBOOK_PROFILES_LABEL: "true"}),
         pvc,
         waive(operator_waivers(deployment("hub", ns, "hub", hub_pod, 1, strategy="Recreate", pod_annotations={"checksum/config": checksum})),
               "CKV_K8S_40", "the k8s-hub image runs as its own user (uid 1000), who owns the hub's files"),
@@ -89,35 +109,35 @@ def install(component: Component, view: View) -> list[Obj]:
     ]
 
 
-def notebook_objects(component: Component, view: View) -> list[Obj]:
+def notebook_objects(component: Component, ctx: RenderContext) -> list[Obj]:
     """The notebook pods' ServiceAccount and the hub's route through the gateway."""
     ns = component.namespace
-    objects = [service_account("notebook", ns, annotations=view.identity_annotations("notebooks"), automount=False)]
-    gateway = view.component("ambassador")
+    objects = [service_account("notebook", ns, annotations=ctx.identity_annotations("notebooks"), automount=False)]
+    gateway = ctx.component("ambassador")
     if gateway.enabled:
-        objects.append(mapping("jupyterhub", ns, gateway.settings["hostname"], BASE_URL, f"proxy-public.{ns}:80",
+        objects.append(mapping("jupyterhub", ns, gateway.settings.hostname, BASE_URL, f"proxy-public.{ns}:80",
                                rewrite="", websocket=True))
     return objects
 
 
-def hub_config(component: Component, view: View) -> dict[str, str]:
+def hub_config(component: Component, ctx: RenderContext) -> dict[str, str]:
     """The hub ConfigMap's data (and, per environment, what the accelerator Components add)."""
-    gateway = view.component("ambassador")
-    hostname = gateway.settings.get("hostname") or "localhost"
-    scheme = "https" if gateway.settings.get("tls_secret") else "http"
+    gateway = ctx.component("ambassador")
+    hostname = gateway.settings.hostname or "localhost"
+    scheme = "https" if gateway.settings.tls_secret else "http"
     settings = {
-        "auth": {"admins": sorted(component.settings["admins"]), "allowAll": component.settings["allow_all"],
-                 "allowedUsers": sorted(component.settings["allowed_users"]), "type": component.settings["auth_type"]},
+        "auth": {"admins": sorted(component.settings.admins), "allowAll": component.settings.allow_all,
+                 "allowedUsers": sorted(component.settings.allowed_users), "type": component.settings.auth_type},
         "automountToken": False,
         "baseUrl": BASE_URL,
         "namespace": component.namespace,
         "oauthCallbackUrl": f"{scheme}://{hostname}{BASE_URL}hub/oauth_callback",
-        "podLabels": dict(sorted({"app.kubernetes.io/name": "notebook", **view.identity_pod_labels("notebooks")}.items())),
-        "userStorage": component.settings["user_storage"],
+        "podLabels": dict(sorted({"app.kubernetes.io/name": "notebook", **ctx.identity_pod_labels("notebooks")}.items())),
+        "userStorage": component.settings.user_storage,
     }
     profiles = []
-    for profile in view.workloads.enabled("notebooks"):
-        klass = view.accelerator(profile.accelerator)
+    for profile in ctx.workloads.enabled("notebooks"):
+        klass = ctx.accelerator(profile.accelerator)
         override = {
             "cpu_guarantee": _cores(profile.resources.requests["cpu"]), "cpu_limit": _cores(profile.resources.limits["cpu"]),
             "image": image_variant(profile.image, klass),
@@ -131,19 +151,19 @@ def hub_config(component: Component, view: View) -> dict[str, str]:
             entry["accelerator"] = profile.accelerator
         profiles.append(entry)
     return {
-        "jupyterhub_config.py": template_path("jupyterhub_config.py").read_text(),
+        "jupyterhub_config.py": HUB_CONFIG.read_text(),
         "profiles.json": json.dumps(profiles, indent=2, sort_keys=True) + "\n",
         "settings.json": json.dumps(settings, indent=2, sort_keys=True) + "\n",
     }
 
 
-def component_additions(view: View) -> dict[str, str]:
+def component_additions(ctx: RenderContext) -> dict[str, str]:
     """The ConfigMap keys the environment's cloud and accelerator Components add."""
-    if view.env is None:
+    if ctx.env is None:
         return {}
-    added = {f"accelerator.{klass.name}.json": accelerator_overrides(klass) for klass in view.env.accelerators}
-    if view.env.cloud.storage_class:
-        added["storage-class"] = view.env.cloud.storage_class
+    added = {f"accelerator.{klass.name}.json": accelerator_overrides(klass) for klass in ctx.env.accelerators}
+    if ctx.env.cloud.storage_class:
+        added["storage-class"] = ctx.env.cloud.storage_class
     return added
 
 
@@ -167,3 +187,9 @@ def _cores(quantity: str) -> float:
 
 def _bytes(quantity: str) -> int:
     return int(parse_quantity(quantity)[0])
+
+
+def notebook_accelerator_patch(klass: AcceleratorClass) -> dict[str, tuple[dict, list]]:
+    """What an accelerator class's Component adds for notebooks: its KubeSpawner overrides, in the hub's ConfigMap."""
+    target = {"kind": "ConfigMap", "labelSelector": f"{NOTEBOOK_PROFILES_LABEL}=true", "version": "v1"}
+    return {"notebooks.yaml": (target, [{"op": "add", "path": f"/data/accelerator.{klass.name}.json", "value": accelerator_overrides(klass)}])}

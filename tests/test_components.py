@@ -1,13 +1,13 @@
-"""The component catalog: the facts that matter, checked on what kfgen renders for the examples."""
+"""The components: the facts that matter, checked on what kfgen renders for the examples."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from conftest import EXAMPLES, ROOT, copy_stack
 
-from conftest import EXAMPLES, copy_stack
-from kfgen.catalog.versions import SUPPORTED
+from kfgen.components import PACKAGES
 from kfgen.render import render
 from kfgen.schema import stack_schema
 from kfgen.yamlio import load_all
@@ -51,10 +51,14 @@ def pod_specs(obj):
                 yield {"containers": [t["container"]]}
 
 
-def test_supported_versions_match_the_schema():
-    components = stack_schema()["$defs"]
-    for name, table in SUPPORTED.items():
-        assert components[f"component.{name}"]["properties"]["version"]["enum"] == list(table), name
+def test_the_committed_schema_is_what_the_component_packages_generate():
+    """Editors read schemas/stack.schema.json; its component definitions (settings, version enums)
+    come from the packages: after changing one, run `python -m kfgen.schema`."""
+    committed = json.loads((ROOT / "schemas" / "stack.schema.json").read_text())
+    assert committed == stack_schema()
+    for name, package in PACKAGES.items():
+        version = committed["$defs"][f"component.{name}"]["properties"]["version"]
+        assert version["enum"] == [r.version for r in package.releases] and version["default"] == package.releases[0].version
 
 
 def test_all_five_installs_and_all_four_workload_kinds_render(objects):

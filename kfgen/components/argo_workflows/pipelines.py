@@ -5,31 +5,37 @@ an artifact; a step on an accelerator is its own WorkflowTemplate (`<pipeline>-<
 from __future__ import annotations
 
 from kfgen.accelerators import image_variant
-from kfgen.catalog.objects import Obj, binding, empty_dir, meta, obj, role, rule
-from kfgen.catalog.view import View
+from kfgen.components.pods import (
+    container_security,
+    env_list,
+    shm_volume,
+    workload_security,
+    workload_service_account,
+)
+from kfgen.context import RenderContext
 from kfgen.model import Pipeline, Step
-from kfgen.workloads.pods import (ACCELERATOR_LABEL, WORKLOAD_LABEL, container_security, env_list, shm_volume, workload_security,
-                                  workload_service_account)
+from kfgen.objects import Obj, binding, empty_dir, meta, obj, role, rule
+from kfgen.vocabulary import ACCELERATOR_LABEL, ARGO_WORKFLOWS_API, WORKLOAD_LABEL
 
 SERVICE_ACCOUNT = "ml-pipelines"
 IN_DIR, OUT_DIR = "/work/in", "/work/out"
 
 
-def pipeline_objects(view: View) -> list[Obj]:
-    ns = view.workloads.namespace
-    pipelines = view.workloads.enabled("pipelines")
+def pipeline_objects(ctx: RenderContext) -> list[Obj]:
+    ns = ctx.workloads.namespace
+    pipelines = ctx.workloads.enabled("pipelines")
     if not pipelines:
         return []
     executor = f"{SERVICE_ACCOUNT}-executor"
     objects = [
-        workload_service_account(view, SERVICE_ACCOUNT, "pipelines", automount=True),  # the executor reports through the API
+        workload_service_account(ctx, SERVICE_ACCOUNT, "pipelines", automount=True),  # the executor reports through the API
         # The emissary executor's minimum: report outputs through WorkflowTaskResults.
         role("Role", executor, ns, [rule(["argoproj.io"], ["workflowtaskresults"], ["create", "patch"])]),
         binding("RoleBinding", executor, ns, "Role", executor, [(SERVICE_ACCOUNT, ns)]),
     ]
-    argo_version = view.component("argo-workflows").version
+    argo_version = ctx.component("argo-workflows").version
     for pipeline in pipelines:
-        objects += workflow_templates(pipeline, view)
+        objects += workflow_templates(pipeline, ctx)
         if pipeline.schedule:
             objects.append(cron_workflow(pipeline, ns, argo_version))
     return objects
@@ -39,8 +45,8 @@ def step_template_name(pipeline: Pipeline, step: Step) -> str:
     return f"{pipeline.name}-{step.name}"
 
 
-def workflow_templates(pipeline: Pipeline, view: View) -> list[Obj]:
-    ns = view.workloads.namespace
+def workflow_templates(pipeline: Pipeline, ctx: RenderContext) -> list[Obj]:
+    ns = ctx.workloads.namespace
     tasks: list[Obj] = []
     templates: list[Obj] = [{"dag": {"tasks": tasks}, "name": "pipeline"}]
     separate: list[Obj] = []
@@ -53,24 +59,24 @@ def workflow_templates(pipeline: Pipeline, view: View) -> list[Obj]:
         if step.accelerator:
             task["templateRef"] = {"name": step_template_name(pipeline, step), "template": "main"}
             labels = {WORKLOAD_LABEL: pipeline.name, ACCELERATOR_LABEL: step.accelerator}
-            separate.append(obj("argoproj.io/v1alpha1", "WorkflowTemplate", meta(step_template_name(pipeline, step), ns, labels=labels),
-                                spec=_spec(pipeline, [_step_template(pipeline, step, "main", view)], None, view)))
+            separate.append(obj(ARGO_WORKFLOWS_API, "WorkflowTemplate", meta(step_template_name(pipeline, step), ns, labels=labels),
+                                spec=_spec(pipeline, [_step_template(pipeline, step, "main", ctx)], None, ctx)))
         else:
             task["template"] = step.name
-            templates.append(_step_template(pipeline, step, step.name, view))
+            templates.append(_step_template(pipeline, step, step.name, ctx))
         tasks.append(task)
-    main = obj("argoproj.io/v1alpha1", "WorkflowTemplate", meta(pipeline.name, ns, labels={WORKLOAD_LABEL: pipeline.name}),
-               spec=_spec(pipeline, templates, "pipeline", view))
+    main = obj(ARGO_WORKFLOWS_API, "WorkflowTemplate", meta(pipeline.name, ns, labels={WORKLOAD_LABEL: pipeline.name}),
+               spec=_spec(pipeline, templates, "pipeline", ctx))
     return [main, *separate]
 
 
-def _spec(pipeline: Pipeline, templates: list[Obj], entrypoint: str | None, view: View) -> Obj:
+def _spec(pipeline: Pipeline, templates: list[Obj], entrypoint: str | None, ctx: RenderContext) -> Obj:
     spec: Obj = {}
     if pipeline.parameters and entrypoint:
         spec["arguments"] = {"parameters": [{"name": k, "value": v} for k, v in pipeline.parameters]}
     if entrypoint:
         spec["entrypoint"] = entrypoint
-    pod_labels = {WORKLOAD_LABEL: pipeline.name, **view.identity_pod_labels("pipelines")}
+    pod_labels = {WORKLOAD_LABEL: pipeline.name, **ctx.identity_pod_labels("pipelines")}
     spec["podMetadata"] = {"labels": dict(sorted(pod_labels.items()))}
     spec["securityContext"] = workload_security()
     spec["serviceAccountName"] = SERVICE_ACCOUNT
@@ -78,16 +84,16 @@ def _spec(pipeline: Pipeline, templates: list[Obj], entrypoint: str | None, view
     return spec
 
 
-def _step_template(pipeline: Pipeline, step: Step, name: str, view: View) -> Obj:
+def _step_template(pipeline: Pipeline, step: Step, name: str, ctx: RenderContext) -> Obj:
     env = {f"PARAM_{k.upper().replace('-', '_')}": f"{{{{workflow.parameters.{k}}}}}" for k, _ in pipeline.parameters}
     env.update({"KFGEN_INPUTS": IN_DIR, "KFGEN_OUTPUT": OUT_DIR})
     mounts = [{"mountPath": OUT_DIR, "name": "out"}, {"mountPath": "/tmp", "name": "tmp"}]
     volumes = [empty_dir("out"), empty_dir("tmp")]
-    if view.shared_memory(step.accelerator):
+    if ctx.shared_memory(step.accelerator):
         mounts.insert(0, {"mountPath": "/dev/shm", "name": "dshm"})
         volumes.insert(0, shm_volume(step.resources))
     container: Obj = {"command": list(step.command), "env": env_list(step.env, env),
-                      "image": image_variant(step.image, view.accelerator(step.accelerator)), "imagePullPolicy": "IfNotPresent"}
+                      "image": image_variant(step.image, ctx.accelerator(step.accelerator)), "imagePullPolicy": "IfNotPresent"}
     if step.args:
         container["args"] = list(step.args)
     container["resources"] = step.resources.as_dict()
@@ -108,4 +114,4 @@ def cron_workflow(pipeline: Pipeline, ns: str, argo_version: str) -> Obj:
         spec["schedule"] = pipeline.schedule
     else:
         spec["schedules"] = [pipeline.schedule]
-    return obj("argoproj.io/v1alpha1", "CronWorkflow", meta(pipeline.name, ns, labels={WORKLOAD_LABEL: pipeline.name}), spec=spec)
+    return obj(ARGO_WORKFLOWS_API, "CronWorkflow", meta(pipeline.name, ns, labels={WORKLOAD_LABEL: pipeline.name}), spec=spec)

@@ -4,54 +4,61 @@ operator's webhook and TF_CONFIG expect)."""
 from __future__ import annotations
 
 from kfgen.accelerators import image_variant
-from kfgen.catalog.objects import Obj, empty_dir, meta, obj
-from kfgen.catalog.view import View
+from kfgen.components.pods import (
+    container_security,
+    env_list,
+    shm_volume,
+    workload_security,
+    workload_service_account,
+)
+from kfgen.context import RenderContext
 from kfgen.model import TrainingJob
-from kfgen.workloads.pods import (WORKLOAD_LABEL, container_security, env_list, shm_volume, workload_security,
-                                  workload_service_account)
+from kfgen.objects import Obj, empty_dir, meta, obj
+from kfgen.vocabulary import REPLICA_ACCELERATOR_PREFIX, WORKLOAD_LABEL
 
 SERVICE_ACCOUNT = "ml-training"
 MODEL_DIR_ENV = "KFGEN_MODEL_DIR"
+TFJOB_ACCELERATED = ("Chief", "Master", "Worker", "Evaluator")  # parameter servers never get the accelerator
 
 
 def replica_label(replica_type: str) -> str:
-    return f"accelerator.kfgen.io/{replica_type.lower()}"
+    return f"{REPLICA_ACCELERATOR_PREFIX}{replica_type.lower()}"
 
 
-def training_objects(view: View) -> list[Obj]:
-    jobs = view.workloads.enabled("training")
+def training_objects(ctx: RenderContext) -> list[Obj]:
+    jobs = ctx.workloads.enabled("training")
     if not jobs:
         return []
-    objects = [workload_service_account(view, SERVICE_ACCOUNT, "training")]
-    objects += [tfjob(job, view) for job in jobs]
+    objects = [workload_service_account(ctx, SERVICE_ACCOUNT, "training")]
+    objects += [tfjob(job, ctx) for job in jobs]
     return objects
 
 
-def tfjob(job: TrainingJob, view: View) -> Obj:
+def tfjob(job: TrainingJob, ctx: RenderContext) -> Obj:
     labels = {WORKLOAD_LABEL: job.name}
     specs: Obj = {}
     for replica_type, count in job.replicas:
         accelerator = job.accelerator_of(replica_type)
         if accelerator:
             labels[replica_label(replica_type)] = accelerator
-        specs[replica_type] = {"replicas": count, "restartPolicy": "OnFailure", "template": _template(job, accelerator, view)}
+        specs[replica_type] = {"replicas": count, "restartPolicy": "OnFailure", "template": _template(job, accelerator, ctx)}
     run_policy: Obj = {"cleanPodPolicy": job.run_policy.clean_pod_policy}
     for key, value in (("ttlSecondsAfterFinished", job.run_policy.ttl_seconds_after_finished),
                        ("backoffLimit", job.run_policy.backoff_limit),
                        ("activeDeadlineSeconds", job.run_policy.active_deadline_seconds)):
         if value is not None:
             run_policy[key] = value
-    return obj("kubeflow.org/v1", "TFJob", meta(job.name, view.workloads.namespace, labels=labels),
+    return obj("kubeflow.org/v1", "TFJob", meta(job.name, ctx.workloads.namespace, labels=labels),
                spec={"runPolicy": run_policy, "tfReplicaSpecs": specs})
 
 
-def _template(job: TrainingJob, accelerator: str | None, view: View) -> Obj:
-    klass = view.accelerator(accelerator)
+def _template(job: TrainingJob, accelerator: str | None, ctx: RenderContext) -> Obj:
+    klass = ctx.accelerator(accelerator)
     image = image_variant(job.image, klass) if job.image_variant else job.image
     env = env_list(job.env, {MODEL_DIR_ENV: job.model_dir} if job.model_dir else None)
     mounts = [{"mountPath": "/tmp", "name": "tmp"}]
     volumes = [empty_dir("tmp")]
-    if view.shared_memory(accelerator):
+    if ctx.shared_memory(accelerator):
         mounts.insert(0, {"mountPath": "/dev/shm", "name": "dshm"})
         volumes.insert(0, shm_volume(job.resources))
     main: Obj = {"name": "tensorflow", "image": image, "imagePullPolicy": "IfNotPresent"}
@@ -65,7 +72,7 @@ def _template(job: TrainingJob, accelerator: str | None, view: View) -> Obj:
     main["resources"] = job.resources.as_dict()
     main["securityContext"] = container_security()
     main["volumeMounts"] = mounts
-    pod_labels = {WORKLOAD_LABEL: job.name, **view.identity_pod_labels("training")}
+    pod_labels = {WORKLOAD_LABEL: job.name, **ctx.identity_pod_labels("training")}
     return {
         "metadata": {"annotations": {"sidecar.istio.io/inject": "false"}, "labels": dict(sorted(pod_labels.items()))},
         "spec": {"automountServiceAccountToken": False, "containers": [main], "nodeSelector": {"kubernetes.io/os": "linux"},

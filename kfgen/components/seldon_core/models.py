@@ -4,12 +4,17 @@ through the gateway at /models/<name>/ (or the stack's prefix)."""
 from __future__ import annotations
 
 from kfgen.accelerators import image_variant
-from kfgen.catalog.gateway import mapping
-from kfgen.catalog.objects import Obj, meta, obj
-from kfgen.catalog.view import View
+from kfgen.components.ambassador.mappings import mapping
+from kfgen.components.pods import (
+    container_security,
+    env_list,
+    workload_security,
+    workload_service_account,
+)
+from kfgen.context import RenderContext
 from kfgen.model import ServedModel
-from kfgen.workloads.pods import (ACCELERATOR_LABEL, WORKLOAD_LABEL, container_security, env_list, workload_security,
-                                  workload_service_account)
+from kfgen.objects import Obj, meta, obj
+from kfgen.vocabulary import ACCELERATOR_LABEL, WORKLOAD_LABEL
 
 SERVICE_ACCOUNT = "ml-serving"
 PREDICTOR = "default"
@@ -21,23 +26,23 @@ def predictor_service(model: ServedModel) -> str:
     return f"{model.name}-{PREDICTOR}"
 
 
-def serving_objects(view: View) -> list[Obj]:
-    ns = view.workloads.namespace
-    models = view.workloads.enabled("serving")
+def serving_objects(ctx: RenderContext) -> list[Obj]:
+    ns = ctx.workloads.namespace
+    models = ctx.workloads.enabled("serving")
     if not models:
         return []
-    objects = [workload_service_account(view, SERVICE_ACCOUNT, "serving")]
-    gateway = view.component("ambassador")
+    objects = [workload_service_account(ctx, SERVICE_ACCOUNT, "serving")]
+    gateway = ctx.component("ambassador")
     for model in models:
-        objects.append(seldon_deployment(model, view))
+        objects.append(seldon_deployment(model, ctx))
         if model.route.enabled and gateway.enabled:
-            objects.append(mapping(f"model-{model.name}", ns, gateway.settings["hostname"], model.route.prefix,
+            objects.append(mapping(f"model-{model.name}", ns, gateway.settings.hostname, model.route.prefix,
                                    f"{predictor_service(model)}.{ns}:{EXECUTOR_PORT}", timeout_ms=model.route.timeout_ms,
                                    labels={WORKLOAD_LABEL: model.name}))
     return objects
 
 
-def seldon_deployment(model: ServedModel, view: View) -> Obj:
+def seldon_deployment(model: ServedModel, ctx: RenderContext) -> Obj:
     labels = {WORKLOAD_LABEL: model.name}
     if model.accelerator:
         labels[ACCELERATOR_LABEL] = model.accelerator
@@ -49,18 +54,18 @@ def seldon_deployment(model: ServedModel, view: View) -> Obj:
     if model.credentials_secret:
         graph["envSecretRefName"] = model.credentials_secret
     if model.image:
-        server["image"] = image_variant(model.image, view.accelerator(model.accelerator))
+        server["image"] = image_variant(model.image, ctx.accelerator(model.accelerator))
     if model.env:
         server["env"] = env_list(model.env)
     server["resources"] = model.resources.as_dict()
     server["securityContext"] = container_security()
-    pod_labels = {WORKLOAD_LABEL: model.name, **view.identity_pod_labels("serving")}
+    pod_labels = {WORKLOAD_LABEL: model.name, **ctx.identity_pod_labels("serving")}
     component = {
         "metadata": {"labels": dict(sorted(pod_labels.items()))},
         "spec": {"automountServiceAccountToken": False, "containers": [server], "nodeSelector": {"kubernetes.io/os": "linux"},
                  "securityContext": workload_security(), "serviceAccountName": SERVICE_ACCOUNT},
     }
     predictor = {"componentSpecs": [component], "graph": graph, "name": PREDICTOR, "replicas": model.replicas}
-    return obj("machinelearning.seldon.io/v1", "SeldonDeployment", meta(model.name, view.workloads.namespace, labels=labels),
+    return obj("machinelearning.seldon.io/v1", "SeldonDeployment", meta(model.name, ctx.workloads.namespace, labels=labels),
                spec={"annotations": {"seldon.io/rest-timeout": str(model.route.timeout_ms)}, "predictors": [predictor],
                      "protocol": model.protocol})

@@ -1,14 +1,34 @@
-"""Argo Workflows v3.5/3.6: cluster install of the workflow controller and the Argo server."""
+"""Argo Workflows' cluster install: the workflow controller and the Argo server (v3.5 and v3.6)."""
 
 from __future__ import annotations
 
-from kfgen.catalog import crds
-from kfgen.catalog.objects import (NON_ROOT_UID, Obj, binding, config_map, container, deployment, empty_dir, env_field, http_probe,
-                                   meta, namespace, obj, pod_spec, resources_of, rewrite_image, role, rule, service,
-                                   operator_waivers, pod_security, service_account)
-from kfgen.catalog.versions import ARGO
-from kfgen.catalog.view import View
+from kfgen.components.argo_workflows.crds import argo_crds
+from kfgen.components.package import Release
+from kfgen.context import RenderContext
 from kfgen.model import Artifacts, Component
+from kfgen.objects import (
+    NON_ROOT_UID,
+    Obj,
+    binding,
+    config_map,
+    container,
+    deployment,
+    empty_dir,
+    env_field,
+    http_probe,
+    meta,
+    namespace,
+    obj,
+    operator_waivers,
+    pod_security,
+    pod_spec,
+    resources_of,
+    rewrite_image,
+    role,
+    rule,
+    service,
+    service_account,
+)
 from kfgen.yamlio import dump
 
 ARGO_GROUP = ["argoproj.io"]
@@ -16,24 +36,24 @@ WF_KINDS = ["workflows", "workflowtemplates", "cronworkflows", "clusterworkflowt
 EXECUTOR_RESOURCES = {"limits": {"cpu": "500m", "memory": "256Mi"}, "requests": {"cpu": "50m", "memory": "64Mi"}}
 
 
-def install(component: Component, view: View) -> list[Obj]:
+def install(component: Component, release: Release, ctx: RenderContext) -> list[Obj]:
     ns = component.namespace
-    images = {k: rewrite_image(v, component.image_registry) for k, v in ARGO[component.version].items()}
-    objects: list[Obj] = [namespace(ns), *crds.argo_crds()]
-    objects += [service_account("argo", ns), service_account("argo-server", ns, annotations=view.identity_annotations("argo-server"))]
-    objects.append(config_map("workflow-controller-configmap", ns, controller_config(view)))
+    images = {k: rewrite_image(v, component.image_registry) for k, v in release.images.items()}
+    objects: list[Obj] = [namespace(ns), *argo_crds()]
+    objects += [service_account("argo", ns), service_account("argo-server", ns, annotations=ctx.identity_annotations("argo-server"))]
+    objects.append(config_map("workflow-controller-configmap", ns, controller_config(ctx)))
     objects.append(obj("scheduling.k8s.io/v1", "PriorityClass", meta("workflow-controller"), value=1000000,
                        description="Argo Workflows' controller: keeps running when the cluster is full."))
     objects += _rbac(ns)
     objects.append(_controller(component, images))
     objects.append(service("workflow-controller-metrics", ns, "workflow-controller", [("metrics", 9090, 9090)]))
-    if component.settings["server_enabled"]:
-        objects.append(_server(component, images, view))
+    if component.settings.server_enabled:
+        objects.append(_server(component, images, ctx))
         objects.append(service("argo-server", ns, "argo-server", [("web", 2746, 2746)]))
     return objects
 
 
-def controller_config(view: View) -> dict[str, str]:
+def controller_config(ctx: RenderContext) -> dict[str, str]:
     """The controller's ConfigMap data: executor limits and, per environment, the artifact repository."""
     data = {
         "executor": _yaml({"imagePullPolicy": "IfNotPresent", "resources": EXECUTOR_RESOURCES,
@@ -43,8 +63,8 @@ def controller_config(view: View) -> dict[str, str]:
         "workflowDefaults": _yaml({"spec": {"podGC": {"strategy": "OnPodSuccess"},
                                             "ttlStrategy": {"secondsAfterCompletion": 604800}}}),
     }
-    if view.env and view.env.artifacts:
-        data["artifactRepository"] = _yaml(artifact_repository(view.env.artifacts))
+    if ctx.env and ctx.env.artifacts:
+        data["artifactRepository"] = _yaml(artifact_repository(ctx.env.artifacts))
     return data
 
 
@@ -90,9 +110,9 @@ def _controller(component: Component, images: dict[str, str]) -> Obj:
     return operator_waivers(deployment("workflow-controller", ns, "workflow-controller", pod, component.replicas or 1))
 
 
-def _server(component: Component, images: dict[str, str], view: View) -> Obj:
+def _server(component: Component, images: dict[str, str], ctx: RenderContext) -> Obj:
     ns = component.namespace
-    auth = [f"--auth-mode={mode}" for mode in component.settings["auth_modes"]]
+    auth = [f"--auth-mode={mode}" for mode in component.settings.auth_modes]
     main = container(
         "argo-server", images["server"],
         resources_of({"cpu": "100m", "memory": "128Mi"}, {"cpu": "500m", "memory": "512Mi"}, component.resources),
@@ -104,7 +124,7 @@ def _server(component: Component, images: dict[str, str], view: View) -> Obj:
     )
     pod = pod_spec([main], "argo-server", volumes=[empty_dir("tmp")], security=pod_security(NON_ROOT_UID))
     return operator_waivers(deployment("argo-server", ns, "argo-server", pod, component.replicas or 1,
-                                       labels=view.identity_pod_labels("argo-server")))
+                                       labels=ctx.identity_pod_labels("argo-server")))
 
 
 def _rbac(ns: str) -> list[Obj]:

@@ -1,4 +1,4 @@
-"""What a component render sees: the stack's settings, optionally one environment's."""
+"""What rendering sees: the stack's components and workloads, and optionally one environment."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Mapping
 
 from kfgen.model import AcceleratorClass, Component, Environment, Waiver, Workloads
 
+
 @dataclass(frozen=True)
-class View:
-    """The base view has no environment: nothing cloud- or environment-specific is rendered in it."""
+class RenderContext:
+    """The base context (no environment): nothing cloud- or environment-specific is rendered in it."""
 
     stack: str
     components: Mapping[str, Component]

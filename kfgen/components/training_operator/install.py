@@ -6,21 +6,41 @@ injects the caBundle into the webhook configuration (Argo CD ignores that field)
 
 from __future__ import annotations
 
-from kfgen.catalog import crds
-from kfgen.catalog.objects import (NON_ROOT_UID, Obj, binding, container, deployment, env_field, http_probe, meta, namespace, obj,
-                                   pod_spec, resources_of, rewrite_image, role, rule, service,
-                                   operator_waivers, pod_security, service_account, waive, webhook_cert)
-from kfgen.catalog.versions import TRAINING_OPERATOR
-from kfgen.catalog.view import View
+from kfgen.components.package import Release
+from kfgen.components.training_operator.crds import tfjob_crd
+from kfgen.context import RenderContext
 from kfgen.model import Component
+from kfgen.objects import (
+    NON_ROOT_UID,
+    Obj,
+    binding,
+    container,
+    deployment,
+    env_field,
+    http_probe,
+    meta,
+    namespace,
+    obj,
+    operator_waivers,
+    pod_security,
+    pod_spec,
+    resources_of,
+    rewrite_image,
+    role,
+    rule,
+    service,
+    service_account,
+    waive,
+    webhook_cert,
+)
 
 CERT_SECRET = "training-operator-webhook-cert"
 WEBHOOK = "validator.training-operator.kubeflow.org"
 
 
-def install(component: Component, view: View) -> list[Obj]:
+def install(component: Component, release: Release, ctx: RenderContext) -> list[Obj]:
     ns = component.namespace
-    image = rewrite_image(TRAINING_OPERATOR[component.version]["operator"], component.image_registry)
+    image = rewrite_image(release.images["operator"], component.image_registry)
     jobs = ["tfjobs", "pytorchjobs", "mpijobs", "mxjobs", "xgboostjobs", "paddlejobs"]
     rules = [
         rule([""], ["pods"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
@@ -62,7 +82,7 @@ def install(component: Component, view: View) -> list[Obj]:
     }])
     return [
         namespace(ns),
-        crds.tfjob_crd(),
+        tfjob_crd(),
         service_account("training-operator", ns),
         waive(role("ClusterRole", "training-operator", None, rules), "CKV_K8S_155",
               "the operator injects the CA bundle of its own webhook configuration (its certificate rotation)"),

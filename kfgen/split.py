@@ -6,9 +6,10 @@ kfgen.io/component label (the base it came from); this is what Argo CD syncs.
 
 from __future__ import annotations
 
-from kfgen.catalog.objects import Obj
 from kfgen.layout import assign_paths
-from kfgen.plan import COMPONENT_LABEL, rendered_documents
+from kfgen.objects import Obj
+from kfgen.plan import rendered_documents
+from kfgen.vocabulary import COMPONENT_LABEL, RENDERED
 
 UNOWNED = "other"
 
@@ -25,5 +26,5 @@ def split_rendered(env: str, stream: str) -> dict[str, Obj]:
     files: dict[str, Obj] = {}
     for base, objects in sorted(by_owner.items()):
         for path, obj in assign_paths(objects):
-            files[f"rendered/{env}/{base}/{path}"] = obj
+            files[f"{RENDERED}/{env}/{base}/{path}"] = obj
     return files

@@ -3,10 +3,9 @@ the real kustomize, checked pod by pod against facts from the reference (not fro
 
 from __future__ import annotations
 
-
 import pytest
-
 from conftest import ROOT, copy_stack
+
 from kfgen.render import render
 from kfgen.yamlio import load_all
 

@@ -11,14 +11,41 @@ the Secret once and patches the caBundle into the webhook configuration: no key 
 from __future__ import annotations
 
 import json
+from typing import Mapping
 
-from kfgen.catalog import crds
-from kfgen.catalog.objects import (NON_ROOT_UID, Obj, binding, container, deployment, env_field, env_var, http_probe, meta,
-                                   namespace, obj, pod_security, pod_spec, resources_of, rewrite_image, role, rule,
-                                   operator_waivers, service, service_account, waive, webhook_cert)
-from kfgen.catalog.versions import SELDON
-from kfgen.catalog.view import View
+from kfgen.components.package import Release
+from kfgen.components.seldon_core.crds import seldon_crd
+from kfgen.components.seldon_core.servers import (
+    PREDICTOR_SERVERS_KEY,
+    predictor_servers,
+)
+from kfgen.context import RenderContext
 from kfgen.model import Component
+from kfgen.objects import (
+    NON_ROOT_UID,
+    Obj,
+    binding,
+    container,
+    deployment,
+    env_field,
+    env_var,
+    http_probe,
+    meta,
+    namespace,
+    obj,
+    operator_waivers,
+    pod_security,
+    pod_spec,
+    resources_of,
+    rewrite_image,
+    role,
+    rule,
+    service,
+    service_account,
+    waive,
+    webhook_cert,
+)
+from kfgen.vocabulary import ARGOCD_HOOK, ARGOCD_HOOK_DELETE_POLICY
 
 CERT_SECRET = "seldon-webhook-server-cert"
 CERTGEN_IMAGE = "registry.k8s.io/ingress-nginx/kube-webhook-certgen:v1.4.4"
@@ -28,9 +55,9 @@ def webhook_name(ns: str) -> str:
     return f"seldon-validating-webhook-configuration-{ns}"
 
 
-def install(component: Component, view: View) -> list[Obj]:
+def install(component: Component, release: Release, ctx: RenderContext) -> list[Obj]:
     ns = component.namespace
-    images = SELDON[component.version]
+    images = release.images
     mirror = component.image_registry
     operator_image = rewrite_image(images["operator"], mirror)
     cert_mount, cert_volume = webhook_cert(CERT_SECRET)
@@ -61,10 +88,10 @@ def install(component: Component, view: View) -> list[Obj]:
     pod = pod_spec([manager], "seldon-manager", volumes=[cert_volume], security=pod_security(NON_ROOT_UID))
     return [
         namespace(ns),
-        crds.seldon_crd(),
+        seldon_crd(),
         service_account("seldon-manager", ns),
         *_rbac(ns),
-        _config(component.version, mirror, ns),
+        _config(component.version, images, mirror, ns),
         operator_waivers(deployment("seldon-controller-manager", ns, "seldon-controller-manager", pod, component.replicas or 1,
                                     pod_annotations={"sidecar.istio.io/inject": "false"},
                                     labels={"control-plane": "seldon-controller-manager"})),
@@ -74,19 +101,19 @@ def install(component: Component, view: View) -> list[Obj]:
     ]
 
 
-def _config(version: str, mirror: str | None, ns: str) -> Obj:
+def _config(version: str, images: Mapping[str, str], mirror: str | None, ns: str) -> Obj:
     """The operator's seldon-config ConfigMap: prepackaged servers and the storage initializer."""
     servers = {}
-    for server, protocols in SELDON[version]["servers"].items():
+    for server, protocols in predictor_servers(version).items():
         servers[server] = {"protocols": {p: {"defaultImageVersion": tag, "image": rewrite_image(image, mirror)}
                                          for p, (image, tag) in sorted(protocols.items())}}
-    initializer = {"cpuLimit": "1", "cpuRequest": "100m", "image": rewrite_image(SELDON[version]["storage_initializer"], mirror),
+    initializer = {"cpuLimit": "1", "cpuRequest": "100m", "image": rewrite_image(images["storage_initializer"], mirror),
                    "memoryLimit": "1Gi", "memoryRequest": "100Mi"}
     data = {
         "credentials": json.dumps({"gcs": {"gcsCredentialFileName": "gcloud-application-credentials.json"},
                                    "s3": {"s3AccessKeyIDName": "awsAccessKeyID", "s3SecretAccessKeyName": "awsSecretAccessKey"}},
                                   sort_keys=True, indent=2),
-        "predictor_servers": json.dumps(servers, sort_keys=True, indent=2),
+        PREDICTOR_SERVERS_KEY: json.dumps(servers, sort_keys=True, indent=2),
         "storageInitializer": json.dumps(initializer, sort_keys=True, indent=2),
     }
     return obj("v1", "ConfigMap", meta("seldon-config", ns, labels={"control-plane": "seldon-controller-manager"}), data=data)
@@ -152,7 +179,7 @@ def _certgen(ns: str, mirror: str | None) -> list[Obj]:
                                                    "--patch-validating=true", "--patch-failure-policy=Fail"])
     pod = pod_spec([patch], sa, security=pod_security(65532), extra={"initContainers": [create], "restartPolicy": "OnFailure"})
     # An Argo CD Sync hook: recreated on each sync (the Job is idempotent), never left OutOfSync.
-    hook = {"argocd.argoproj.io/hook": "Sync", "argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation"}
+    hook = {ARGOCD_HOOK: "Sync", ARGOCD_HOOK_DELETE_POLICY: "BeforeHookCreation"}
     job = obj("batch/v1", "Job", meta("seldon-webhook-certgen", ns, labels={"app.kubernetes.io/name": "seldon-webhook-certgen"},
                                       annotations=hook),
               spec={"backoffLimit": 6, "template": {"metadata": {"labels": {"app.kubernetes.io/name": "seldon-webhook-certgen"}}, "spec": pod}})

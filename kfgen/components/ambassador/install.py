@@ -7,20 +7,39 @@ renders is v3alpha1, and Seldon's own v2 Mappings are turned off.
 
 from __future__ import annotations
 
-from kfgen.catalog import crds
-from kfgen.catalog.objects import (Obj, RESTRICTED_CONTAINER, binding, container, deployment, empty_dir, env_field,
-                                   http_probe, meta, namespace, obj, pod_security, pod_spec, resources_of,
-                                   operator_waivers, rewrite_image, role, rule, service, service_account, waive)
-from kfgen.catalog.versions import EMISSARY
-from kfgen.catalog.view import View
+from kfgen.components.ambassador.crds import emissary_crds
+from kfgen.components.ambassador.mappings import GETAMBASSADOR
+from kfgen.components.package import Release
+from kfgen.context import RenderContext
 from kfgen.model import Component
+from kfgen.objects import (
+    RESTRICTED_CONTAINER,
+    Obj,
+    binding,
+    container,
+    deployment,
+    empty_dir,
+    env_field,
+    http_probe,
+    meta,
+    namespace,
+    obj,
+    operator_waivers,
+    pod_security,
+    pod_spec,
+    resources_of,
+    rewrite_image,
+    role,
+    rule,
+    service,
+    service_account,
+    waive,
+)
 
-GETAMBASSADOR = "getambassador.io/v3alpha1"
 
-
-def install(component: Component, view: View) -> list[Obj]:
+def install(component: Component, release: Release, ctx: RenderContext) -> list[Obj]:
     ns = component.namespace
-    image = rewrite_image(EMISSARY[component.version]["gateway"], component.image_registry)
+    image = rewrite_image(release.images["gateway"], component.image_registry)
     security = dict(RESTRICTED_CONTAINER, readOnlyRootFilesystem=False)  # Envoy config is written under /ambassador
     gateway = container(
         "ambassador", image,
@@ -47,13 +66,13 @@ def install(component: Component, view: View) -> list[Obj]:
     ]
     return [
         namespace(ns),
-        *crds.emissary_crds(),
+        *emissary_crds(),
         service_account("emissary-ingress", ns),
         role("ClusterRole", f"emissary-ingress-{ns}", None, rules),
         binding("ClusterRoleBinding", f"emissary-ingress-{ns}", None, "ClusterRole", f"emissary-ingress-{ns}", [("emissary-ingress", ns)]),
         _gateway_waivers(deployment("emissary-ingress", ns, "emissary-ingress", pod, component.replicas or 2,
                                     pod_annotations={"consul.hashicorp.com/connect-inject": "false", "sidecar.istio.io/inject": "false"})),
-        _public_service(ns, view),
+        _public_service(ns, ctx),
         service("emissary-ingress-admin", ns, "emissary-ingress", [("ambassador-admin", 8877, "admin")]),
         obj(GETAMBASSADOR, "Module", meta("ambassador", ns),
             spec={"config": {"diagnostics": {"allow_non_local": True, "enabled": False}}}),
@@ -68,9 +87,9 @@ def _gateway_waivers(o: Obj) -> Obj:
     return waive(o, "CKV_K8S_40", "the emissary image's files belong to its own user, uid 8888")
 
 
-def _public_service(ns: str, view: View) -> Obj:
+def _public_service(ns: str, ctx: RenderContext) -> Obj:
     """The gateway's Service: the cloud's load balancer, internal or external per environment."""
-    env = view.env
+    env = ctx.env
     kind = env.cloud.service_type if env else "LoadBalancer"
     annotations = dict(env.cloud.load_balancer.get(env.exposure, {})) if env and kind == "LoadBalancer" else None
     svc = service("emissary-ingress", ns, "emissary-ingress", [("http", 80, 8080), ("https", 443, 8443)],
@@ -88,7 +107,7 @@ def _listeners(ns: str) -> list[Obj]:
 
 
 def _host(component: Component) -> Obj:
-    hostname, secret = component.settings["hostname"], component.settings["tls_secret"]
+    hostname, secret = component.settings.hostname, component.settings.tls_secret
     spec: Obj = {"acmeProvider": {"authority": "none"}, "hostname": hostname}
     if secret:
         spec["requestPolicy"] = {"insecure": {"action": "Redirect"}}
@@ -96,19 +115,3 @@ def _host(component: Component) -> Obj:
     else:
         spec["requestPolicy"] = {"insecure": {"action": "Route"}}
     return obj(GETAMBASSADOR, "Host", meta("ml-platform", component.namespace), spec=spec)
-
-
-def mapping(name: str, ns: str, hostname: str | None, prefix: str, service_ref: str, *, rewrite: str | None = "/",
-            timeout_ms: int | None = None, websocket: bool = False, labels: dict | None = None) -> Obj:
-    """A v3alpha1 Mapping, rendered next to the workload it routes to."""
-    spec: Obj = {"prefix": prefix, "service": service_ref}
-    if hostname:
-        spec["hostname"] = hostname
-    if rewrite is not None:
-        spec["rewrite"] = rewrite
-    if timeout_ms is not None:
-        spec["timeout_ms"] = timeout_ms
-    if websocket:
-        spec["allow_upgrade"] = ["websocket"]
-        spec["idle_timeout_ms"] = 3600000
-    return obj(GETAMBASSADOR, "Mapping", meta(name, ns, labels=labels), spec=spec)

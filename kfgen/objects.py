@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from kfgen.model import Resources
+from kfgen.vocabulary import APP_NAME, CHECKOV_SKIP, WAIVER_PREFIX
 
 Obj = dict[str, Any]
 
@@ -20,8 +21,6 @@ RESTRICTED_CONTAINER = {
     "runAsNonRoot": True,
     "seccompProfile": SECCOMP,
 }
-WAIVER_PREFIX = "waivers.kfgen.io/"
-CHECKOV_SKIP = "checkov.io/skip"
 NON_ROOT_UID = 65532  # the distroless "nonroot" user: operators whose images run as any user
 WEBHOOK_CERT_DIR = "/tmp/k8s-webhook-server/serving-certs"  # where controller-runtime's webhook server reads its certificate
 
@@ -186,7 +185,7 @@ def pod_spec(containers: list[Obj], service_account: str, *, volumes: list[Obj] 
 def deployment(name: str, ns: str, app: str, pod: Obj, replicas: int = 1, *, pod_annotations: dict | None = None,
                strategy: str | None = None, labels: dict | None = None) -> Obj:
     """A Deployment whose selector is only `app.kubernetes.io/name` (stable; never changes with versions)."""
-    selector = {"app.kubernetes.io/name": app}
+    selector = {APP_NAME: app}
     template_meta: Obj = {"labels": {**selector, **(labels or {})}}
     if pod_annotations:
         template_meta["annotations"] = dict(sorted(pod_annotations.items()))
@@ -204,9 +203,9 @@ def service(name: str, ns: str, app: str, ports: list[tuple[str, int, int | str]
     if headless:
         spec["clusterIP"] = "None"
     spec["ports"] = [{"name": n, "port": p, "protocol": "TCP", "targetPort": t} for n, p, t in ports]
-    spec["selector"] = {"app.kubernetes.io/name": app}
+    spec["selector"] = {APP_NAME: app}
     spec["type"] = type_
-    return obj("v1", "Service", meta(name, ns, labels={"app.kubernetes.io/name": app}, annotations=annotations), spec=spec)
+    return obj("v1", "Service", meta(name, ns, labels={APP_NAME: app}, annotations=annotations), spec=spec)
 
 
 def config_map(name: str, ns: str, data: dict[str, str], labels: dict | None = None, annotations: dict | None = None) -> Obj:

@@ -1,20 +1,25 @@
-"""Pod-level pieces shared by the workload kinds."""
+"""Pod-level pieces shared by the workload kinds.
+
+Accelerator contract (what the accelerator Components patch, and what your own manifests need to
+opt in): the object carries `kfgen.io/accelerator: <class>` (TFJobs: `accelerator.kfgen.io/<replica
+type>: <class>`), its first container is the one that gets the device, and that container has
+`resources.limits` and `resources.requests`. Node selector and tolerations of such pods belong to
+the Component.
+"""
 
 from __future__ import annotations
 
-from kfgen.catalog.objects import Obj, RESTRICTED_CONTAINER, empty_dir, service_account
-from kfgen.catalog.view import View
+from kfgen.context import RenderContext
 from kfgen.model import Resources
+from kfgen.objects import RESTRICTED_CONTAINER, Obj, empty_dir, service_account
 from kfgen.quantity import format_mebibytes, parse_quantity
 
-WORKLOAD_LABEL = "kfgen.io/workload"
-ACCELERATOR_LABEL = "kfgen.io/accelerator"
 WORKLOAD_UID = 1000
 
 
-def workload_service_account(view: View, name: str, role: str, automount: bool = False) -> Obj:
+def workload_service_account(ctx: RenderContext, name: str, role: str, automount: bool = False) -> Obj:
     """The ServiceAccount a workload kind runs as, with the environment's cloud identity."""
-    return service_account(name, view.workloads.namespace, annotations=view.identity_annotations(role), automount=automount)
+    return service_account(name, ctx.workloads.namespace, annotations=ctx.identity_annotations(role), automount=automount)
 
 
 def workload_security() -> Obj:

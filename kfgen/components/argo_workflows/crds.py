@@ -1,0 +1,32 @@
+"""The eight CRDs Argo Workflows' controller watches, in upstream's "minimal" shape."""
+
+from __future__ import annotations
+
+from kfgen.components.crd import PRESERVE, STRING, array, crd, props
+
+_ARGO = [
+    ("Workflow", "workflows", ["wf"], ["spec"]),
+    ("WorkflowTemplate", "workflowtemplates", ["wftmpl"], ["spec"]),
+    ("CronWorkflow", "cronworkflows", ["cwf", "cronwf"], ["spec"]),
+    ("ClusterWorkflowTemplate", "clusterworkflowtemplates", ["clusterwftmpl", "cwft"], ["spec"]),
+    ("WorkflowEventBinding", "workfloweventbindings", ["wfeb"], ["spec"]),
+    ("WorkflowTaskSet", "workflowtasksets", ["wfts"], ["spec"]),
+    ("WorkflowTaskResult", "workflowtaskresults", [], []),
+    ("WorkflowArtifactGCTask", "workflowartifactgctasks", ["wfat"], ["spec"]),
+]
+
+
+def argo_crds() -> list[dict]:
+    out = []
+    for kind, plural, short, required in _ARGO:
+        scope = "Cluster" if kind == "ClusterWorkflowTemplate" else "Namespaced"
+        spec = PRESERVE
+        if kind in ("WorkflowTemplate", "ClusterWorkflowTemplate", "Workflow"):
+            spec = props({"entrypoint": STRING, "serviceAccountName": STRING, "templates": array(props({"name": STRING}, preserve=True))},
+                         preserve=True)
+        elif kind == "CronWorkflow":
+            spec = props({"schedule": STRING, "schedules": array(STRING), "timezone": STRING, "concurrencyPolicy": STRING,
+                          "workflowSpec": PRESERVE}, required=["workflowSpec"], preserve=True)
+        out.append(crd("argoproj.io", kind, plural, spec, version="v1alpha1", scope=scope, short_names=short or None,
+                       categories=["argo"], status=kind not in ("WorkflowTaskResult",), required=["metadata", *required]))
+    return out

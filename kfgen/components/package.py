@@ -1,0 +1,143 @@
+"""What a component package is: the one small protocol every component of the platform follows.
+
+A package owns everything about its component: its settings (a frozen dataclass whose defaults
+come from its `settings.schema.json`, the one source), the rules its settings must follow, its
+install per supported release, the workloads it runs, the images it starts at run time, what its
+accelerator Components patch, and every deliberate difference from upstream's install.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from kfgen.objects import Obj
+
+Fail = Callable[[tuple, str], None]  # (path relative to the component's entry in the stack, message)
+
+
+@dataclass(frozen=True)
+class Release:
+    """One supported upstream version: the images it pins, and where upstream's own install of it
+    is kept for the parity tests (a path under ../shared/upstream-installs)."""
+
+    version: str
+    images: Mapping[str, str]
+    upstream: str
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """A deliberate difference from upstream's install: which object (kind/name, `*` for any), which
+    field (a dotted path, `*` for the whole object), and why. The parity tests fail on any
+    difference a component does not declare."""
+
+    kind: str
+    name: str
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class AcceleratorTarget:
+    """Where an accelerator Component patches a workload kind: a kustomize patch target, the JSON
+    pointer of the pod spec and of the container that gets the device."""
+
+    group: str
+    version: str
+    kind: str
+    label_selector: str
+    pod: str
+    container: str
+    name: str  # file name of the patch in the Component
+
+
+class ComponentPackage:
+    """Base of every component package; a package sets the class attributes and overrides what it has."""
+
+    name: str  # its key under spec.components
+    title: str  # what the README and `kfgen components` call it
+    releases: tuple[Release, ...]  # supported versions, the default first
+    namespace: str  # default namespace
+    runs: str | None = None  # the workload kind under spec.workloads it runs
+    app_wave: int = 1  # its Argo CD Application's sync wave
+    workload_kinds: tuple[str, ...] = ()  # kinds of the custom resources it runs for workloads (and routes)
+    deviations: tuple[Deviation, ...] = ()
+    folder: Path  # the package's folder (settings.schema.json lives there)
+
+    # --- settings ---------------------------------------------------------------------------------
+
+    @cached_property
+    def settings_schema(self) -> dict:
+        """The JSON Schema of this component's own settings (properties beyond the common ones)."""
+        return json.loads((self.folder / "settings.schema.json").read_text())
+
+    def settings(self, data: Mapping[str, Any]) -> Any:
+        """The component's typed settings from its entry in the stack, defaults from its schema."""
+        return None
+
+    def check(self, component: Any, fail: Fail) -> None:
+        """Rules across this component's settings that a JSON Schema cannot express."""
+
+    # --- rendering --------------------------------------------------------------------------------
+
+    def install(self, component: Any, ctx: Any) -> list[Obj]:
+        """The operator's install for the component's version (CRDs, RBAC, Deployments...)."""
+        raise NotImplementedError
+
+    def workloads(self, ctx: Any) -> list[Obj]:
+        """The custom resources of the stack's workloads this component runs."""
+        return []
+
+    def runtime_images(self, component: Any, ctx: Any) -> set[str]:
+        """Images the operator starts at run time that appear in no rendered `image` field."""
+        return set()
+
+    def image_catalogs(self) -> Iterable[str]:
+        """ConfigMap data keys that list images the operator may start (only those in use count)."""
+        return ()
+
+    def accelerator_targets(self) -> tuple[AcceleratorTarget, ...]:
+        """Workload kinds of this component that accelerator Components patch."""
+        return ()
+
+    def accelerator_additions(self, klass: Any) -> dict[str, Any]:
+        """Extra files an accelerator Component adds for this component: {patch file: (target, ops)}."""
+        return {}
+
+    # --- releases ---------------------------------------------------------------------------------
+
+    @property
+    def default_version(self) -> str:
+        return self.releases[0].version
+
+    def release(self, version: str) -> Release:
+        return next(r for r in self.releases if r.version == version)
+
+    def images(self, version: str) -> Mapping[str, str]:
+        return self.release(version).images
+
+
+def with_defaults(data: Mapping[str, Any] | None, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` with every default its schema declares filled in, nested objects included."""
+    out = dict(data or {})
+    for key, prop in (schema.get("properties") or {}).items():
+        if key not in out and "default" in prop:
+            out[key] = prop["default"]
+        if prop.get("type") == "object" and "properties" in prop and (key in out or _has_defaults(prop)):
+            out[key] = with_defaults(out.get(key), prop)
+    return out
+
+
+def _has_defaults(schema: Mapping[str, Any]) -> bool:
+    return any("default" in p or _has_defaults(p) for p in (schema.get("properties") or {}).values())
+
+
+@dataclass(frozen=True)
+class NoSettings:
+    """A component with no settings of its own."""
+
+    extra: Mapping[str, Any] = field(default_factory=dict)

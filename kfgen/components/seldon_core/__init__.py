@@ -1,0 +1,57 @@
+"""Seldon Core v1: the operator (1.17.1, Apache-2.0, by default; 1.18.2 under the Business Source
+License) and the models of spec.workloads.serving as SeldonDeployments with their gateway routes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kfgen.components.package import AcceleratorTarget, ComponentPackage, Release
+from kfgen.components.seldon_core.install import install
+from kfgen.components.seldon_core.models import serving_objects
+from kfgen.components.seldon_core.servers import PREDICTOR_SERVERS_KEY, server_image
+from kfgen.context import RenderContext
+from kfgen.model import Component
+from kfgen.objects import Obj, rewrite_image
+from kfgen.vocabulary import ACCELERATOR_LABEL
+
+
+def _release(version: str) -> Release:
+    return Release(version, {"operator": f"docker.io/seldonio/seldon-core-operator:{version}",
+                             "executor": f"docker.io/seldonio/seldon-core-executor:{version}",
+                             "storage_initializer": f"docker.io/seldonio/rclone-storage-initializer:{version}"},
+                   upstream=f"seldon-core/v{version}/chart")
+
+
+class SeldonCore(ComponentPackage):
+    name = "seldon-core"
+    title = "Seldon Core v1"
+    releases = tuple(_release(v) for v in ("1.17.1", "1.18.2"))
+    namespace = "seldon-system"
+    runs = "serving"
+    workload_kinds = ("SeldonDeployment",)  # custom resources of workloads: synced one wave after the operators
+    folder = Path(__file__).parent
+
+    def install(self, component: Component, ctx: RenderContext) -> list[Obj]:
+        return install(component, self.release(component.version), ctx)
+
+    def workloads(self, ctx: RenderContext) -> list[Obj]:
+        return serving_objects(ctx)
+
+    def runtime_images(self, component: Component, ctx: RenderContext) -> set[str]:
+        """The prepackaged servers the models use (the operator adds their containers)."""
+        found = set()
+        for model in ctx.workloads.enabled("serving"):
+            if model.server != "CUSTOM" and not model.image:
+                found.add(rewrite_image(server_image(component.version, model.server, model.protocol), component.image_registry))
+        return found
+
+    def image_catalogs(self) -> tuple[str, ...]:
+        return (PREDICTOR_SERVERS_KEY,)
+
+    def accelerator_targets(self) -> tuple[AcceleratorTarget, ...]:
+        spec = "/spec/predictors/0/componentSpecs/0/spec"
+        return (AcceleratorTarget("machinelearning.seldon.io", "v1", "SeldonDeployment", ACCELERATOR_LABEL, spec,
+                                  f"{spec}/containers/0", "seldondeployment.yaml"),)
+
+
+PACKAGE = SeldonCore()
