@@ -4,7 +4,9 @@ code (2 bad input, 3 outside tool); anything unexpected is a bug and says so (ex
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -12,13 +14,14 @@ import click
 
 from kfgen import __version__
 from kfgen.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, KfgenError
-from kfgen.shipped import shipped_dir, template_path
+from kfgen.shipped import template_path
 
 EXIT_BUG = 70
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run kfgen; returns the exit code (the console script raises SystemExit with it)."""
+    previous = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() else None
     try:
         result = cli.main(args=argv, prog_name="kfgen", standalone_mode=False)
         return result if isinstance(result, int) else EXIT_OK
@@ -31,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return EXIT_INPUT
+    except Terminated:
+        click.echo("kfgen: terminated", err=True)
+        return 143
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("kfgen: interrupted", err=True)
         return 130
@@ -39,6 +45,17 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         click.echo(f"kfgen: internal error ({type(exc).__name__}: {exc}); rerun with KFGEN_DEBUG=1 and report it", err=True)
         return EXIT_BUG
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM: unwinds like Ctrl-C, so a render removes its staging folder and stops its kustomize builds."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,17 +74,22 @@ def cli() -> None:
 def init(directory: Path, name: str | None, repo_url: str) -> int:
     """Write a commented stack.yaml (and its JSON Schema, for editor completion) to start from."""
     target = directory / "stack.yaml"
-    if target.exists():
-        raise InputError(f"{target}: already exists; kfgen init does not overwrite it")
+    schema_copy = directory / "stack.schema.json"
+    for path in (target, schema_copy):
+        if path.exists() or path.is_symlink():  # a dangling symlink too: init never writes through one
+            raise InputError(f"{path}: already exists; kfgen init does not overwrite it")
     import jinja2
+
+    from kfgen.schema import schema_text
 
     name = name or _dns_name(directory.resolve().name)
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     text = environment.from_string(template_path("stack.yaml.j2").read_text()).render(name=name, repo_url=repo_url, path="deploy")
     directory.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
-    (directory / "stack.schema.json").write_text((shipped_dir("schemas") / "stack.schema.json").read_text())
-    click.echo(f"wrote {target} and {directory / 'stack.schema.json'}; next: kfgen validate {target}")
+    for path, content in ((target, text), (schema_copy, schema_text())):
+        with open(path, "x", encoding="utf-8") as handle:  # "x": fails on anything already there, a symlink included
+            handle.write(content)
+    click.echo(f"wrote {target} and {schema_copy}; next: kfgen validate {target}")
     return EXIT_OK
 
 
@@ -298,7 +320,9 @@ def profiles(stack: Path | None) -> int:
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file instead of stdout.")
 def schema(out: Path | None) -> int:
     """Print the stack's JSON Schema (for editors: # yaml-language-server: $schema=...)."""
-    text = (shipped_dir("schemas") / "stack.schema.json").read_text()
+    from kfgen.schema import schema_text
+
+    text = schema_text()
     if out:
         out.write_text(text)
     else:

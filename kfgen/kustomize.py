@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -37,19 +39,32 @@ class Engine:
     def build(self, folder: Path) -> str:
         """`kustomize build folder`: the YAML stream, or ToolError with kustomize's own message."""
         try:
-            done = subprocess.run([*self.command, str(folder)], capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            raise ToolError(f"kustomize build {folder}: no answer after {TIMEOUT_SECONDS}s") from None
+            # its own process group: stopping it stops whatever it started too
+            process = subprocess.Popen([*self.command, str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                       start_new_session=True)
         except OSError as exc:
             raise ToolError(f"kustomize could not run ({self.command[0]}): {exc.strerror}") from None
-        if done.returncode != 0:
-            message = " ".join(line.strip() for line in done.stderr.strip().splitlines()[-3:]) or f"exit code {done.returncode}"
+        with _RUNNING_LOCK:
+            _RUNNING.add(process)
+        try:
+            stdout, stderr = process.communicate(timeout=TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            _kill(process)
+            process.communicate()
+            raise ToolError(f"kustomize build {folder}: no answer after {TIMEOUT_SECONDS}s") from None
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(process)
+        if process.returncode != 0:
+            message = " ".join(line.strip() for line in stderr.strip().splitlines()[-3:]) or f"exit code {process.returncode}"
             raise ToolError(f"kustomize build {folder} failed: {message}")
-        return done.stdout
+        return stdout
 
     def build_all(self, folders: list[Path], on_done=None) -> list[str]:
-        """Build several folders concurrently; results in the order given."""
-        with ThreadPoolExecutor(max_workers=min(len(folders), os.cpu_count() or 2, 8) or 1) as pool:
+        """Build several folders concurrently; results in the order given. When the build is
+        interrupted (Ctrl-C, SIGTERM, a failing build), every kustomize still running is stopped."""
+        pool = ThreadPoolExecutor(max_workers=min(len(folders), os.cpu_count() or 2, 8) or 1)
+        try:
             futures = [pool.submit(self.build, folder) for folder in folders]
             results = []
             for folder, future in zip(folders, futures):
@@ -57,6 +72,32 @@ class Engine:
                 if on_done:
                     on_done(folder)
             return results
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            stop_running()
+            raise
+        finally:
+            pool.shutdown(wait=True)
+
+
+_RUNNING: set[subprocess.Popen] = set()  # kustomize processes of this kfgen, for stopping them together
+_RUNNING_LOCK = threading.Lock()
+
+
+def stop_running() -> None:
+    """Kill every kustomize this process started that is still running (no orphans on interruption)."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for process in running:
+        _kill(process)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _version(command: list[str]) -> tuple[int, int, int] | None:

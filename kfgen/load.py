@@ -1,15 +1,21 @@
 """Load a stack file into plain data plus the line and column of every key and value.
 
-Hardened for untrusted input: a size cap, UTF-8 only, no tabs in indentation, one document,
-no duplicate keys, only the plain YAML tags, and a cap on the nodes that aliases expand to
-(a "billion laughs" file is refused after a bounded walk, not after filling memory).
+Hardened for untrusted input: only regular files (no FIFOs or devices), a size cap, UTF-8 only,
+no tabs in indentation, one document, no duplicate keys, only the plain YAML tags, a cap on
+nesting depth, and caps on the nodes and on the bytes that aliases expand to (a "billion laughs"
+file, or one long string aliased many times, is refused after a bounded walk, not after filling
+memory).
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -17,8 +23,10 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from kfgen.errors import InputError, Problem
 
-MAX_BYTES = 1024 * 1024
-MAX_NODES = 200_000
+MAX_BYTES = 1024 * 1024  # one input file
+MAX_NODES = 200_000  # nodes of one document, aliases expanded
+MAX_EXPANDED_BYTES = 16 * 1024 * 1024  # text of its scalars, aliases expanded
+MAX_DEPTH = 100  # nesting of mappings and lists
 
 Path_ = tuple[str | int, ...]
 
@@ -62,22 +70,52 @@ def format_path(path: Path_) -> str:
     return out
 
 
-def read_input(path: Path, display: str) -> bytes:
-    """The bytes of an input file, or one clear InputError."""
+def read_input(path: Path, display: str, limit: int = MAX_BYTES) -> bytes:
+    """The bytes of a regular input file of at most `limit` bytes, or one clear InputError. A FIFO or
+    a device is refused before it is read (opening does not block, nothing is read from it)."""
     try:
-        if path.is_file() and path.stat().st_size > MAX_BYTES:
-            raise InputError(Problem(display, 1, 1, "", f"file is {path.stat().st_size} bytes, over the {MAX_BYTES}-byte limit"))
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise InputError(Problem(display, 1, 1, "", "file not found")) from None
     except IsADirectoryError:
         raise InputError(Problem(display, 1, 1, "", "is a directory, expected a YAML file")) from None
     except OSError as exc:
         raise InputError(Problem(display, 1, 1, "", f"cannot read: {exc.strerror}")) from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError(Problem(display, 1, 1, "", "is a directory, expected a YAML file"))
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(Problem(display, 1, 1, "", "not a regular file (a FIFO, socket or device); refused"))
+        data = handle.read(limit + 1)  # never more than the limit, whatever the file claims
+    if len(data) > limit:
+        raise InputError(Problem(display, 1, 1, "", f"file is over the {limit}-byte limit"))
+    return data
 
 
 def load_bytes(raw: bytes, display: str) -> Document:
-    """Parse YAML bytes (see module docstring for what is refused)."""
+    """Parse YAML bytes holding one document (see module docstring for what is refused)."""
+    nodes = _compose(raw, display)
+    if not nodes:
+        raise InputError(Problem(display, 1, 1, "", "the file is empty, expected a mapping"))
+    if len(nodes) > 1:
+        mark = nodes[1].start_mark
+        raise InputError(Problem(display, mark.line + 1, 1, "", "expected one YAML document, found several"))
+    return _Converter(display).document(nodes[0])
+
+
+def load_documents(raw: bytes, display: str) -> list[Document]:
+    """Parse YAML bytes holding any number of documents (manifests), with the same refusals and one
+    budget of nodes and bytes for the whole file."""
+    converter = _Converter(display)
+    documents = []
+    for node in _compose(raw, display):
+        converter.doc = Document(display, None)
+        documents.append(converter.document(node))
+    return documents
+
+
+def _compose(raw: bytes, display: str) -> list[Node]:
     if len(raw) > MAX_BYTES:
         raise InputError(Problem(display, 1, 1, "", f"file is {len(raw)} bytes, over the {MAX_BYTES}-byte limit"))
     try:
@@ -91,6 +129,8 @@ def load_bytes(raw: bytes, display: str) -> Document:
     _refuse_tabs(text, display)
     try:
         nodes = list(YAML(typ="rt").compose_all(text))
+    except RecursionError:
+        raise InputError(_too_deep(text, display)) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         reason = (exc.problem or exc.context or "invalid YAML").strip()
@@ -98,13 +138,23 @@ def load_bytes(raw: bytes, display: str) -> Document:
         raise InputError(Problem(display, line, col, "", f"invalid YAML: {reason}")) from None
     except YAMLError as exc:
         raise InputError(Problem(display, 1, 1, "", f"invalid YAML: {exc}")) from None
-    nodes = [n for n in nodes if n is not None]
-    if not nodes:
-        raise InputError(Problem(display, 1, 1, "", "the file is empty, expected a mapping"))
-    if len(nodes) > 1:
-        mark = nodes[1].start_mark
-        raise InputError(Problem(display, mark.line + 1, 1, "", "expected one YAML document, found several"))
-    return _Converter(display).document(nodes[0])
+    return [n for n in nodes if n is not None]
+
+
+def _too_deep(text: str, display: str) -> Problem:
+    """Where the text nests deeper than MAX_DEPTH (found by scanning tokens, which does not recurse)."""
+    depth = 0
+    opening = (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken, yaml.FlowMappingStartToken, yaml.FlowSequenceStartToken)
+    closing = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):  # the pure-Python scanner: libyaml stops at 1000 levels
+            depth += isinstance(token, opening) - isinstance(token, closing)
+            if depth > MAX_DEPTH:
+                mark = token.start_mark
+                return Problem(display, mark.line + 1, mark.column + 1, "", f"nested deeper than {MAX_DEPTH} levels; refused")
+    except yaml.YAMLError:
+        pass
+    return Problem(display, 1, 1, "", f"nested deeper than {MAX_DEPTH} levels; refused")
 
 
 def _refuse_tabs(text: str, display: str) -> None:
@@ -126,6 +176,7 @@ class _Converter:
         self.doc = Document(display, None)
         self.problems: list[Problem] = []
         self.budget = MAX_NODES
+        self.bytes_budget = MAX_EXPANDED_BYTES
 
     def document(self, root: Node) -> Document:
         self.doc.data = self.value(root, ())
@@ -138,10 +189,13 @@ class _Converter:
 
     def value(self, node: Node, path: Path_) -> Any:
         self.budget -= 1
-        if self.budget < 0:
-            self.problems = [Problem(self.doc.file, node.start_mark.line + 1, node.start_mark.column + 1, format_path(path),
-                                     f"document expands to more than {MAX_NODES} nodes (aliases); refused")]
-            raise InputError(self.problems)
+        if isinstance(node, ScalarNode):
+            self.bytes_budget -= len(node.value)
+        if self.budget < 0 or self.bytes_budget < 0:
+            what = f"{MAX_NODES} nodes" if self.budget < 0 else f"{MAX_EXPANDED_BYTES} bytes of text"
+            self._refuse(node, path, f"document expands to more than {what} (aliases); refused")
+        if len(path) > MAX_DEPTH:
+            self._refuse(node, path[:3], f"nested deeper than {MAX_DEPTH} levels; refused")
         self.doc.values.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         if isinstance(node, MappingNode):
             return self.mapping(node, path)
@@ -151,6 +205,11 @@ class _Converter:
             return [self.value(item, path + (i,)) for i, item in enumerate(node.value)]
         assert isinstance(node, ScalarNode)
         return self.scalar(node, path)
+
+    def _refuse(self, node: Node, path: Path_, message: str) -> None:
+        """Stop at once: the rest of the document is not worth walking."""
+        self.problems = [Problem(self.doc.file, node.start_mark.line + 1, node.start_mark.column + 1, format_path(path), message)]
+        raise InputError(self.problems)
 
     def mapping(self, node: MappingNode, path: Path_) -> dict:
         if _tag(node) not in (_TAG + "map", "!", ""):
@@ -197,10 +256,15 @@ class _Converter:
             return None
         if tag == _TAG + "bool":
             return text.lower() == "true"
-        if tag == _TAG + "int":
-            return _parse_int(text)
-        if tag == _TAG + "float":
-            return _parse_float(text)
+        try:
+            if tag == _TAG + "int":
+                return _parse_int(text)
+            if tag == _TAG + "float":
+                return _parse_float(text)
+        except ValueError:
+            kind = "an integer" if tag.endswith("int") else "a number"
+            self._at(node, path, f"{text!r} is not {kind}; quote it if it is text")
+            return None
         if tag == _TAG + "timestamp":
             return text  # dates stay the text that was written
         self._at(node, path, f"unsupported YAML tag {tag!r}; only plain strings, numbers, booleans, lists and mappings are allowed")
@@ -215,6 +279,8 @@ def _parse_int(text: str) -> int:
         return sign * int(digits[2:], 8)
     if digits.startswith("0x"):
         return sign * int(digits[2:], 16)
+    if digits.startswith("0b"):
+        return sign * int(digits[2:], 2)
     return sign * int(digits, 10)
 
 

@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Callable
 
 from kfgen.errors import EXIT_FINDINGS, KfgenError
-from kfgen.kustomize import find_engine
+from kfgen.kustomize import Engine, find_engine
 from kfgen.lint import Violation, lint_objects
 from kfgen.model import Stack
 from kfgen.plan import provenance
-from kfgen.sources import read_sources
+from kfgen.sources import Sources, read_sources
 from kfgen.split import split_rendered
 from kfgen.validate import validate
 from kfgen.vocabulary import PROVENANCE
-from kfgen.writer import check_owned, locked, new_staging, swap_in, write_tree
+from kfgen.writer import OutputError, check_owned, locked, new_staging, swap_in, write_tree
 from kfgen.yamlio import dump
 
 
@@ -61,6 +61,17 @@ def render(stack_path: Path, out: Path | None = None, *, display: str | None = N
     out = out or default_out(stack_path, stack)
     engine = timer.run("engine", find_engine, kustomize)
     result = RenderResult(out, stack)
+    try:
+        _write(out, sources, stack, tree, engine, timer, result, progress)
+    except OSError as exc:
+        raise OutputError(out, exc) from None
+    result.seconds = timer.seconds
+    return result
+
+
+def _write(out: Path, sources: Sources, stack: Stack, tree: dict[str, str], engine: Engine, timer: _Timer, result: RenderResult,
+           progress: Callable[[str], None] | None) -> None:
+    """Write, hydrate, lint and swap in: the edge of the render that touches the output folder."""
     with locked(out):
         check_owned(out, sources.stack_dir, sources.inputs)
         staging = new_staging(out)
@@ -89,8 +100,6 @@ def render(stack_path: Path, out: Path | None = None, *, display: str | None = N
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    result.seconds = timer.seconds
-    return result
 
 
 class _Timer:

@@ -48,9 +48,14 @@ def component_definitions() -> dict[str, dict]:
     return out
 
 
+def schema_text() -> str:
+    """The stack's schema as kfgen writes it (schemas/stack.schema.json, `kfgen schema`, `kfgen init`)."""
+    return json.dumps(stack_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
 def write_schema(path: Path) -> bool:
     """Write the stack's schema (component definitions regenerated) to `path`; True when it changed."""
-    text = json.dumps(stack_schema(), indent=2, ensure_ascii=False) + "\n"
+    text = schema_text()
     if path.is_file() and path.read_text() == text:
         return False
     path.write_text(text)

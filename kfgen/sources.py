@@ -8,16 +8,22 @@ folder with a .git above the stack file, else the stack's own folder) unless all
 from __future__ import annotations
 
 import hashlib
+import os
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from kfgen.errors import InputError, Problem
-from kfgen.load import Document, load_bytes, read_input
+from kfgen.load import MAX_BYTES, Document, load_bytes, load_documents, read_input
 from kfgen.profiles import profile_problems
 from kfgen.schema import schema_problems
 from kfgen.shipped import shipped_dir
 
 PROFILE_KINDS = ("clouds", "accelerators")
+MAX_TOTAL_BYTES = 32 * 1024 * 1024  # every file a stack references, together
+MAX_FOLDER_FILES = 1000  # .yaml files in one referenced folder
+JSON6902_OPS = ("add", "remove", "replace", "move", "copy", "test")
 
 
 @dataclass
@@ -25,6 +31,7 @@ class Sources:
     """A stack document and the bytes of everything it references."""
 
     stack_path: Path
+    display: str  # how the stack file is named in messages
     doc: Document
     stack_bytes: bytes
     files: dict[str, bytes] = field(default_factory=dict)  # relative path (as written, expanded) -> bytes
@@ -59,16 +66,17 @@ def read_sources(stack_path: Path, display: str | None = None, allow_outside: bo
     problems = schema_problems(doc)
     if problems:
         raise InputError(problems)
-    sources = Sources(stack_path.resolve(), doc, raw)
+    sources = Sources(stack_path.resolve(), display, doc, raw)
     root = repo_root(sources.stack_dir)
     sources.inputs += [sources.stack_path, root / ".git"]
     spec = doc.data.get("spec", {})
     for name, component in sorted((spec.get("components") or {}).items()):
         base = ("spec", "components", name)
         for i, ref in enumerate(component.get("extraResources") or []):
-            problems += _read_manifests(sources, root, allow_outside, ref, base + ("extraResources", i))
+            problems += _read_manifests(sources, root, allow_outside, ref, base + ("extraResources", i), check=manifest_problems)
         for i, patch in enumerate(component.get("patches") or []):
-            problems += _read_manifests(sources, root, allow_outside, patch["path"], base + ("patches", i, "path"), folder_ok=False)
+            problems += _read_manifests(sources, root, allow_outside, patch["path"], base + ("patches", i, "path"), folder_ok=False,
+                                        check=patch_problems)
     for env_name, env in sorted((spec.get("environments") or {}).items()):
         overrides = (env.get("overrides") or {}).get("components") or {}
         for name, component in sorted(overrides.items()):
@@ -85,7 +93,7 @@ def read_sources(stack_path: Path, display: str | None = None, allow_outside: bo
             problems.append(doc.problem(("spec", "profiles", i), f"profile folder {ref!r} not found (relative to the stack file)"))
         else:
             profile_folders.append((ref, folder))
-    sources.profiles, profile_problems = read_profiles(profile_folders, sources.files)
+    sources.profiles, profile_problems = read_profiles(profile_folders, sources.files, None if allow_outside else root.resolve())
     problems += profile_problems
     if problems:
         raise InputError(problems)
@@ -101,25 +109,107 @@ def _resolve(sources: Sources, root: Path, allow_outside: bool, ref: str, path: 
     return target, None
 
 
-def _read_manifests(sources: Sources, root: Path, allow_outside: bool, ref: str, path: tuple, folder_ok: bool = True) -> list[Problem]:
+Check = Callable[[bytes, str], list[Problem]]
+
+
+def _read_manifests(sources: Sources, root: Path, allow_outside: bool, ref: str, path: tuple, folder_ok: bool = True, *,
+                    check: Check) -> list[Problem]:
+    """Read a referenced file, or every *.yaml under a referenced folder, into sources.files (keys:
+    the normalized reference, plus the file's path inside the folder). Only regular files, each and
+    all together under a size cap; symlinks only where they stay in the repository; no symlinked
+    folders inside a referenced folder."""
     target, problem = _resolve(sources, root, allow_outside, ref, path)
     if problem:
         return [problem]
+    key = normalized(ref)
     if target.is_dir() and folder_ok:
-        found = sorted(p for p in target.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+        found: list[Path] = []
+        for folder, dirs, files in os.walk(target):  # does not follow symlinked folders
+            for name in sorted(dirs):
+                if (Path(folder) / name).is_symlink():
+                    inner = (Path(folder) / name).relative_to(target).as_posix()
+                    return [sources.doc.problem(path, f"{ref!r} holds a symlink to a folder ({inner}); reference its target instead")]
+            found += [Path(folder) / n for n in files if n.endswith((".yaml", ".yml"))]
         if not found:
             return [sources.doc.problem(path, f"folder {ref!r} holds no .yaml files")]
-        for file in found:
-            sources.files[str(Path(ref) / file.relative_to(target))] = file.read_bytes()
-        return []
-    if not target.is_file():
+        if len(found) > MAX_FOLDER_FILES:
+            return [sources.doc.problem(path, f"folder {ref!r} holds {len(found)} .yaml files, over the limit of {MAX_FOLDER_FILES}")]
+        problems = []
+        for file in sorted(found):
+            inner = file.relative_to(target).as_posix()
+            problems += _read_one(sources, root, allow_outside, file, f"{key}/{inner}", path, f"{ref!r} ({inner})", check)
+        return problems
+    if not target.exists() and not target.is_symlink():
         what = "file" if not folder_ok else "file or folder"
         return [sources.doc.problem(path, f"{what} {ref!r} not found (relative to the stack file)")]
-    sources.files[ref] = target.read_bytes()
-    return []
+    return _read_one(sources, root, allow_outside, target, key, path, repr(ref), check)
 
 
-def read_profiles(user_folders: list[tuple[str, Path]], files: dict[str, bytes]) -> tuple[dict[str, list[Document]], list[Problem]]:
+def _read_one(sources: Sources, root: Path, allow_outside: bool, file: Path, key: str, path: tuple, named: str,
+              check: Check) -> list[Problem]:
+    real = file.resolve()
+    if not allow_outside and not real.is_relative_to(root.resolve()):
+        return [sources.doc.problem(path, f"{named} is a symlink that leaves the stack's repository ({root}); "
+                                          "pass --allow-outside-repo to allow it")]
+    budget = MAX_TOTAL_BYTES - sum(len(b) for b in sources.files.values())
+    try:
+        data = read_input(file, key, min(MAX_BYTES, budget))
+    except InputError as exc:
+        message = exc.problems[0].message if isinstance(exc.problems[0], Problem) else str(exc.problems[0])
+        if budget < MAX_BYTES and "limit" in message:
+            message = f"the files the stack references are over {MAX_TOTAL_BYTES} bytes together"
+        return [sources.doc.problem(path, f"{named}: {message}")]
+    sources.files[key] = data
+    return check(data, str(Path(sources.display).parent / key))
+
+
+def manifest_problems(raw: bytes, display: str) -> list[Problem]:
+    """Your own manifests: YAML kfgen can read (same rules as the stack), each document an object."""
+    try:
+        documents = load_documents(raw, display)
+    except InputError as exc:
+        return [p for p in exc.problems if isinstance(p, Problem)]
+    problems = []
+    for doc in documents:
+        data = doc.data
+        if not isinstance(data, dict):
+            problems.append(doc.problem((), "expected a Kubernetes object (a mapping with apiVersion, kind and metadata.name)"))
+            continue
+        for key in ("apiVersion", "kind"):
+            if not isinstance(data.get(key), str) or not data.get(key):
+                problems.append(doc.problem((key,) if key in data else (), f"the object needs {key} (a string)"))
+        name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
+        if not isinstance(name, str) or not name:
+            problems.append(doc.problem(("metadata", "name") if name is not None else ("metadata",) if "metadata" in data else (),
+                                        "the object needs metadata.name (a string)"))
+    return problems
+
+
+def patch_problems(raw: bytes, display: str) -> list[Problem]:
+    """A kustomize patch: one document, a JSON 6902 list of operations or a strategic merge mapping."""
+    try:
+        doc = load_bytes(raw, display)
+    except InputError as exc:
+        return [p for p in exc.problems if isinstance(p, Problem)]
+    if isinstance(doc.data, dict):
+        return []
+    if not isinstance(doc.data, list):
+        return [doc.problem((), "expected a patch: a list of JSON 6902 operations or a strategic merge patch (a mapping)")]
+    problems = []
+    for i, op in enumerate(doc.data):
+        if not isinstance(op, dict) or op.get("op") not in JSON6902_OPS or not isinstance(op.get("path"), str):
+            problems.append(doc.problem((i,), f"expected a JSON 6902 operation: op ({', '.join(JSON6902_OPS)}) and path"))
+    return problems
+
+
+def normalized(ref: str) -> str:
+    """A reference as kfgen keys it: `./a//b.yaml` and `a/b.yaml` are one file."""
+    return posixpath.normpath(ref)
+
+
+def read_profiles(user_folders: list[tuple[str, Path]], files: dict[str, bytes],
+                  inside: Path | None = None) -> tuple[dict[str, list[Document]], list[Problem]]:
+    """Built-in profiles, then the user's (profile files must stay under `inside`, when given)."""
     found: dict[str, list[Document]] = {kind: [] for kind in PROFILE_KINDS}
     problems: list[Problem] = []
     shipped = shipped_dir("overlays")
@@ -130,8 +220,12 @@ def read_profiles(user_folders: list[tuple[str, Path]], files: dict[str, bytes])
         for kind in PROFILE_KINDS:
             for file in sorted((folder / kind).glob("*.y*ml")):
                 display = str(Path(ref) / kind / file.name)
-                files[display] = file.read_bytes()
+                if inside and not file.resolve().is_relative_to(inside):
+                    problems.append(Problem(display, 1, 1, "", f"a symlink that leaves the stack's repository ({inside}); "
+                                                               "pass --allow-outside-repo to allow it"))
+                    continue
                 try:
+                    files[display] = read_input(file, display)
                     doc = load_bytes(files[display], display)
                 except InputError as exc:
                     problems.extend(p for p in exc.problems if isinstance(p, Problem))

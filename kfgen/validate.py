@@ -29,7 +29,7 @@ from kfgen.model import (
 from kfgen.profiles import profile_index
 from kfgen.schema import schema_at
 from kfgen.plan import Tree, plan
-from kfgen.sources import Sources
+from kfgen.sources import Sources, normalized
 from kfgen.workload_specs import Where, WorkloadBuilder, merged
 
 PROD_NAMES = ("prod", "production")
@@ -107,8 +107,8 @@ class _Builder:
             replicas=data.get("replicas"),
             resources=self.specs.user_resources(data["resources"], where(path + ("resources",))) if data.get("resources") else None,
             image_registry=data.get("imageRegistry"),
-            extra_resources=tuple(data.get("extraResources") or ()),
-            patches=tuple(Patch(p["path"], frozen(p.get("target")) if p.get("target") else None) for p in data.get("patches") or ()),
+            extra_resources=tuple(normalized(r) for r in data.get("extraResources") or ()),
+            patches=tuple(Patch(normalized(p["path"]), frozen(p.get("target")) if p.get("target") else None) for p in data.get("patches") or ()),
             settings=package.settings(data),
         )
         package.check(component, lambda rel, message: self.fail(where(path + rel), message))

@@ -31,6 +31,16 @@ MAX_PROVENANCE_BYTES = 64 * 1024 * 1024
 _RENAME_EXCHANGE = 2
 
 
+class OutputError(KfgenError):
+    """The output folder cannot be written: exit 2 when it is the chosen folder (read-only, no
+    permission), 3 when the machine fails (a full disk, an I/O error)."""
+
+    def __init__(self, out: Path, exc: OSError):
+        machine = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+        self.exit_code = 3 if machine else 2
+        super().__init__(f"{out}: cannot write the render: {exc.strerror or exc}; the previous output is unchanged")
+
+
 class BusyError(KfgenError):
     """Another render holds the output folder's lock for too long."""
 
@@ -40,6 +50,9 @@ class BusyError(KfgenError):
 @contextmanager
 def locked(out: Path, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
     """Hold the lock of the folder that holds `out`; wait (saying so once) while another render holds it."""
+    for folder in (out.parent, *out.parent.parents):
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"{out}: {folder} is a file, not a folder; choose another output folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:

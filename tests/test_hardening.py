@@ -157,7 +157,20 @@ def slow_kustomize(tmp_path) -> Path:
     return wrapper
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def processes_running(needle: str) -> list[str]:
+    """Command lines of this machine's processes that mention `needle`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if needle in text:
+            found.append(text)
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_render_leaves_the_previous_output(kfgen, tmp_path, slow_kustomize, sig):
     stack = copy_stack("example", tmp_path)
     out = tmp_path / "out"
@@ -171,10 +184,11 @@ def test_an_interrupted_render_leaves_the_previous_output(kfgen, tmp_path, slow_
     time.sleep(0.5)  # inside the (slow) kustomize builds
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == (-9 if sig == signal.SIGKILL else 130), err
-    if sig == signal.SIGINT:
-        assert err.strip() == "kfgen: interrupted"
+    assert proc.returncode == {signal.SIGKILL: -9, signal.SIGINT: 130, signal.SIGTERM: 143}[sig], err
+    if sig != signal.SIGKILL:
+        assert err.strip() == ("kfgen: interrupted" if sig == signal.SIGINT else "kfgen: terminated")
         assert not list(tmp_path.glob(".out.kfgen-*"))  # cleaned up on the way out
+        assert processes_running(str(tmp_path)) == []  # and no kustomize (or what it started) left running
     assert read_tree(out) == before
     assert kfgen("render", stack, "--out", out).code == 0  # and the next render recovers
     assert read_tree(out) != before and not list(tmp_path.glob(".out.kfgen-*"))

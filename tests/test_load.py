@@ -77,3 +77,27 @@ def test_merge_keys_and_yaml12_scalars():
     doc = load_bytes(b"base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  y: 3\nn: 0o17\nh: 0x1F\nt: yes\nd: 2024-10-07\nz: ~\n", "s.yaml")
     assert doc.data["c"] == {"x": 1, "y": 3}
     assert (doc.data["n"], doc.data["h"], doc.data["t"], doc.data["d"], doc.data["z"]) == (15, 31, "yes", "2024-10-07", None)
+
+
+def test_nesting_is_capped_where_it_happens():
+    flow = "a: " + "[" * 2000 + "]" * 2000 + "\n"  # deeper than the parser can recurse
+    assert problems(flow) == ["stack.yaml:1:103: nested deeper than 100 levels; refused"]
+    block = "a:\n" + "".join("  " * i + "k:\n" for i in range(1, 150)) + "  " * 150 + "x: 1\n"
+    assert problems(block) == ["stack.yaml:102:203: a.k.k: nested deeper than 100 levels; refused"]
+
+
+def test_aliases_that_grow_in_bytes_are_refused():
+    text = 'a: &a "' + "x" * 60_000 + '"\nb: [' + ", ".join(["*a"] * 400) + "]\n"  # 400 nodes, 24 MB of text
+    assert problems(text) == ["stack.yaml:1:4: b[278]: document expands to more than 16777216 bytes of text (aliases); refused"]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("!!int x", "'x' is not an integer; quote it if it is text"),
+    ("!!float x", "'x' is not a number; quote it if it is text"),
+])
+def test_explicit_tags_that_do_not_parse_are_located(value, message):
+    assert problems(f"spec:\n  n: {value}\n") == [f"stack.yaml:2:6: spec.n: {message}"]
+
+
+def test_binary_integers_are_read():
+    assert load_bytes(b"n: 0b101\n", "s.yaml").data == {"n": 5}

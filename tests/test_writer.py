@@ -6,6 +6,9 @@ line, every file left as it was."""
 from __future__ import annotations
 
 import json
+import subprocess
+
+import pytest
 
 from conftest import edit, git, read_tree
 
@@ -115,3 +118,29 @@ def test_stale_and_hand_edited_files_of_kfgen_are_replaced(kfgen, example, tmp_p
     assert kfgen("render", example, "--out", out).code == 0
     assert not (out / "rendered" / "prod").exists() and not (out / "argocd" / "prod").exists()
     assert "replicas: 1" in edited.read_text()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 256 KiB tmpfs (root on Linux, as on CI); skipped where mounting is not allowed."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_is_one_line_exit_3_and_leaves_nothing(kfgen, example, small_disk):
+    run = kfgen("render", example, "--out", small_disk / "out")
+    assert (run.code, run.err) == (3, f"{small_disk / 'out'}: cannot write the render: No space left on device; the previous output "
+                                      "is unchanged\n")
+    assert list(small_disk.iterdir()) == []
+
+
+def test_a_read_only_disk_is_one_line_exit_2(kfgen, example, small_disk):
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    run = kfgen("render", example, "--out", small_disk / "out")
+    assert (run.code, run.err) == (2, f"{small_disk / 'out'}: cannot write the render: Read-only file system; the previous output is "
+                                      "unchanged\n")
