@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from conftest import edit, read_tree
+from conftest import edit
 
 EXTRA = "      namespace: kubeflow\n"  # where the tests hang extraResources (on the training operator)
 
@@ -34,7 +34,7 @@ def test_a_fifo_is_refused_without_reading_it(kfgen, example, tmp_path, command)
     assert not (tmp_path / "out").exists()
 
 
-def test_a_device_behind_a_symlink_is_refused(kfgen, example, git_repo):
+def test_a_device_behind_a_symlink_is_refused(kfgen, example):
     (example.parent / "zero.yaml").symlink_to("/dev/zero")
     line, col = reference(example, "zero.yaml")
     run = kfgen("validate", example, "--allow-outside-repo")
