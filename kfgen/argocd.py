@@ -58,7 +58,10 @@ def annotate_for_argocd(objects: dict[str, list[Obj]]) -> None:
                 annotations[SYNC_WAVE] = "1"
             if foreign:
                 annotations[SYNC_OPTIONS] = "SkipDryRunOnMissingResource=true"
-            o["metadata"]["annotations"] = dict(sorted(annotations.items()))
+            if annotations:
+                o["metadata"]["annotations"] = dict(sorted(annotations.items()))
+            else:
+                del o["metadata"]["annotations"]  # an empty map is a permanent diff in Argo CD
 
 
 def _is_workload(o: Obj) -> bool:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from kfgen.model import AcceleratorClass, Component, Environment, Waiver, Workloads
+from kfgen.vocabulary import RISK_ANNOTATION_PREFIX
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class RenderContext:
             return {}
         identity = env.identity_of(role)
         return {env.cloud.identity_annotation: identity} if identity else {}
+
+    def risk_annotations(self, *risks: str) -> dict[str, str]:
+        """`risks.kfgen.io/<risk>: <reason>` for those of `risks` this environment takes and accepts."""
+        accepted = self.env.accepted_risks if self.env else {}
+        return {f"{RISK_ANNOTATION_PREFIX}{risk}": accepted[risk] for risk in risks if risk in accepted}
 
     def identity_pod_labels(self, role: str) -> dict[str, str]:
         """Labels pods need to use their identity (AKS), only where an identity is set."""

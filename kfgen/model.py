@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
 REPLICA_TYPES = ("Chief", "Worker", "PS", "Evaluator")
+PERSONAL_ROLES = ("notebooks", "argo-server")  # identities people use interactively: never the default one
 
 
 def frozen(value: Any) -> Any:
@@ -272,11 +273,16 @@ class Environment:
     sync: Sync
     components: Mapping[str, Component]  # effective, overrides applied
     workloads: Workloads  # effective, overrides applied
+    accepted_risks: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # risk -> reason, of the risks it takes
 
     def accelerator(self, name: str | None) -> AcceleratorClass | None:
         return next((a for a in self.accelerators if a.name == name), None)
 
     def identity_of(self, role: str) -> str | None:
+        """The cloud identity of a role; `default` covers the batch workloads, never the roles where
+        people act interactively (notebooks, the Argo server)."""
+        if role in PERSONAL_ROLES:
+            return self.identity.get(role)
         return self.identity.get(role) or self.identity.get("default")
 
 
@@ -299,6 +305,14 @@ class Waiver:
 
 
 @dataclass(frozen=True)
+class AcceptedRisk:
+    risk: str
+    environments: tuple[str, ...] | None  # None: every environment that takes it
+    reason: str
+    written_at: tuple  # its path in the document, where an acceptance that nothing takes is reported
+
+
+@dataclass(frozen=True)
 class Stack:
     name: str
     kubernetes_version: str
@@ -307,5 +321,6 @@ class Stack:
     workloads: Workloads
     environments: tuple[Environment, ...]
     waivers: tuple[Waiver, ...]
+    accepted_risks: tuple[AcceptedRisk, ...]
     files: Mapping[str, bytes]  # every file the stack references, by path relative to the stack file
     digest: str  # sha256 of the stack file and every file it references

@@ -57,6 +57,13 @@ def operator_waivers(o: Obj, *, api: bool = True) -> Obj:
     return o
 
 
+def annotate(o: Obj, annotations: dict[str, str]) -> Obj:
+    """Add annotations to an object (in place; none added leaves no empty map)."""
+    if annotations:
+        o["metadata"]["annotations"] = dict(sorted({**o["metadata"].get("annotations", {}), **annotations}.items()))
+    return o
+
+
 def meta(name: str, namespace: str | None = None, labels: dict | None = None, annotations: dict | None = None) -> Obj:
     """metadata with empty maps left out (an empty map is a permanent diff in Argo CD)."""
     out: Obj = {"name": name}

@@ -29,14 +29,7 @@ from kfgen.layout import assign_paths, object_path, split_api_version
 from kfgen.model import Environment, Stack, thawed
 from kfgen.objects import Obj
 from kfgen.profile_components import accelerator_component, cloud_component
-from kfgen.vocabulary import (
-    COMPONENT_LABEL,
-    KUSTOMIZATION_API,
-    KUSTOMIZE_COMPONENT_API,
-    MANAGED_BY,
-    PART_OF,
-    WORKLOADS_BASE,
-)
+from kfgen.vocabulary import COMPONENT_LABEL, KUSTOMIZATION_API, KUSTOMIZE_COMPONENT_API, MANAGED_BY, PART_OF, WORKLOADS_BASE
 from kfgen.yamlio import dump, load_all
 
 Tree = dict[str, str]

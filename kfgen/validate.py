@@ -9,30 +9,22 @@ from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import replace
 from typing import Any
 
 from kfgen.accelerators import resolve_class
 from kfgen.components import COMPONENTS, PACKAGES, RUNS_ON
 from kfgen.errors import InputError, Problem
-from kfgen.model import (
-    Artifacts,
-    Component,
-    Environment,
-    GitOps,
-    Patch,
-    Stack,
-    Sync,
-    Waiver,
-    Workloads,
-    frozen,
-)
-from kfgen.profiles import profile_index
-from kfgen.schema import schema_at
+from kfgen.model import AcceptedRisk, Artifacts, Component, Environment, GitOps, Patch, Stack, Sync, Waiver, Workloads, frozen
 from kfgen.plan import Tree, plan
+from kfgen.profiles import profile_index
+from kfgen.risks import refusal
+from kfgen.schema import schema_at
 from kfgen.sources import Sources, normalized
 from kfgen.workload_specs import Where, WorkloadBuilder, merged
 
 PROD_NAMES = ("prod", "production")
+GATEWAY_RESERVED = "/ambassador/"
 
 
 def validate(sources: Sources) -> tuple[Stack, Tree]:
@@ -59,6 +51,10 @@ class _Builder:
         self.problems: list[Problem] = []
         self.clouds, self.accelerators = profile_index(sources.profiles)
         self.specs = WorkloadBuilder(self.fail)
+        self.acceptances = tuple(AcceptedRisk(r["risk"], tuple(r["environments"]) if "environments" in r else None, r["reason"],
+                                              ("spec", "acceptedRisks", i))
+                                 for i, r in enumerate(self.spec.get("acceptedRisks") or []))
+        self.used_acceptances: set[AcceptedRisk] = set()
 
     def fail(self, path: tuple, message: str, *, key: bool = False) -> None:
         self.problems.append(self.doc.problem(path, message, key=key))
@@ -72,6 +68,10 @@ class _Builder:
         workloads = self.specs.workloads(spec.get("workloads") or {}, stack_where)
         self.check_namespaces(components, workloads, stack_where)
         environments = tuple(self.environment(name, env) for name, env in sorted(spec["environments"].items()))
+        for acceptance in self.acceptances:
+            if acceptance not in self.used_acceptances:
+                where = f"environment {', '.join(acceptance.environments)}" if acceptance.environments else "any environment"
+                self.fail(acceptance.written_at, f"accepts the risk {acceptance.risk!r}, which {where} does not take; remove it")
         gitops = spec["gitops"]
         if ".." in gitops.get("path", "deploy").split("/"):
             self.fail(("spec", "gitops", "path"), "must stay inside the repository (no '..')")
@@ -86,6 +86,7 @@ class _Builder:
             waivers=tuple(Waiver(w["policy"], w["kind"], w["name"], w.get("namespace"), w["reason"],
                                  (self.doc.file, *self.doc.position(("spec", "waivers", i))))
                           for i, w in enumerate(spec.get("waivers") or [])),
+            accepted_risks=self.acceptances,
             files=frozen(dict(self.sources.files)),
             digest=self.sources.digest(),
         )
@@ -165,7 +166,44 @@ class _Builder:
         )
         self.check_identity(env, env_path)
         self.check_environment_workloads(env, where, env_path)
-        return env
+        self.check_routes(env, where)
+        return replace(env, accepted_risks=frozen(self.accepted_risks(env, where)))
+
+    def check_routes(self, env: Environment, where: Where) -> None:
+        """No route through the gateway may contain another (Emissary matches prefixes as strings, so
+        the shorter one would take the longer one's requests), nor Emissary's own /ambassador/."""
+        if not env.components["ambassador"].enabled:
+            return
+        routes = [r for name, p in PACKAGES.items() if env.components[name].enabled for r in p.routes(env.components[name], env)]
+        routes.sort(key=lambda r: r.where[0] != "components")  # the platform's own routes first: a workload's route is the one to move
+        for i, route in enumerate(routes):
+            if route.prefix.startswith(GATEWAY_RESERVED):
+                self.fail(where(route.where), f"route {route.prefix} is inside {GATEWAY_RESERVED}, the gateway's own (diagnostics); "
+                                              "choose another prefix")
+            for other in routes[:i]:
+                if route.prefix.startswith(other.prefix) or other.prefix.startswith(route.prefix):
+                    self.fail(where(route.where), f"route {route.prefix} of {route.what} overlaps {other.prefix} of {other.what} "
+                                                  f"in environment {env.name!r}: the shorter prefix would take the other's requests; "
+                                                  "give each a prefix of its own (e.g. /models/<name>/)")
+
+    def accepted_risks(self, env: Environment, where: Where) -> dict[str, str]:
+        """Each package's environment rules, and the risks it takes here: {risk: reason} when the
+        stack accepts them, a problem at the switch when it does not."""
+        accepted: dict[str, str] = {}
+        for name, package in PACKAGES.items():
+            component = env.components[name]
+            if not component.enabled:
+                continue
+            package.check_environment(component, env, lambda rel, message: self.fail(where(rel), message))
+            for taken in package.risks(component, env):
+                acceptance = next((a for a in self.acceptances if a.risk == taken.risk
+                                   and (a.environments is None or env.name in a.environments)), None)
+                if acceptance is None:
+                    self.fail(where(taken.where), refusal(taken.risk, env.name))
+                else:
+                    self.used_acceptances.add(acceptance)
+                    accepted[taken.risk] = acceptance.reason
+        return accepted
 
     def check_override_targets(self, overrides: dict, root: tuple) -> None:
         declared = self.spec.get("workloads") or {}

@@ -66,6 +66,7 @@ spec:
   gitops: {{repoURL: https://example.com/r.git}}
   components:
     ambassador: {{hostname: ml.example.com}}
+    jupyterhub: {{auth: {{type: github, allowedUsers: [alice]}}}}
   environments:
 {''.join(envs)}  workloads:
     training:

@@ -19,6 +19,7 @@ spec:
   gitops:
     repoURL: https://example.com/r.git
   components:
+    jupyterhub: {{auth: {{type: github, allowedUsers: [alice]}}}}
     ambassador:
       hostname: ml.example.com
   environments:
@@ -59,7 +60,7 @@ def test_minimal_stack_is_valid(tmp_path):
 
 def test_unknown_key_with_did_you_mean(tmp_path):
     text = stack_text(job_extra="acclerator: gpu")
-    assert errors(tmp_path, text) == ["stack.yaml:21:9: spec.workloads.training.job.acclerator: unknown key 'acclerator' (did you mean 'accelerator'?)"]
+    assert errors(tmp_path, text) == ["stack.yaml:22:9: spec.workloads.training.job.acclerator: unknown key 'acclerator' (did you mean 'accelerator'?)"]
 
 
 def test_enum_type_and_required_problems_all_at_once(tmp_path):
@@ -67,30 +68,30 @@ def test_enum_type_and_required_problems_all_at_once(tmp_path):
     text = text.replace("    repoURL: https://example.com/r.git\n", "    targetRevision: main\n")
     assert errors(tmp_path, text) == [
         "stack.yaml:7:5: spec.gitops: missing required key 'repoURL'",
-        "stack.yaml:14:17: spec.environments.dev.exposure: 'public' is not one of: internal, external",
-        "stack.yaml:15:25: spec.environments.dev.sync.automated: expected true or false, got 'maybe'",
-        "stack.yaml:22:15: spec.workloads.training.job.port: expected an integer, got 'two'",
+        "stack.yaml:15:17: spec.environments.dev.exposure: 'public' is not one of: internal, external",
+        "stack.yaml:16:25: spec.environments.dev.sync.automated: expected true or false, got 'maybe'",
+        "stack.yaml:23:15: spec.workloads.training.job.port: expected an integer, got 'two'",
     ]
 
 
 def test_names_must_be_dns_labels(tmp_path):
     text = stack_text().replace("    dev:\n", "    Dev_1:\n").replace("      job:\n", "      ../../x:\n")
     assert errors(tmp_path, text) == [
-        "stack.yaml:12:5: spec.environments.Dev_1: 'Dev_1' is not a valid name: use lowercase letters, digits and '-', "
+        "stack.yaml:13:5: spec.environments.Dev_1: 'Dev_1' is not a valid name: use lowercase letters, digits and '-', "
         "starting and ending with a letter or digit, at most 63 characters (DNS-1123 label)",
-        "stack.yaml:17:7: spec.workloads.training.../../x: '../../x' is not a valid name: use lowercase letters, digits and '-', "
+        "stack.yaml:18:7: spec.workloads.training.../../x: '../../x' is not a valid name: use lowercase letters, digits and '-', "
         "starting and ending with a letter or digit, at most 63 characters (DNS-1123 label)",
     ]
 
 
 def test_unsupported_version_lists_the_supported_ones(tmp_path):
     text = stack_text().replace("      hostname: ml.example.com\n", "      hostname: ml.example.com\n      version: 4.0.0\n")
-    assert errors(tmp_path, text) == ["stack.yaml:11:16: spec.components.ambassador.version: '4.0.0' is not one of: 3.10.0"]
+    assert errors(tmp_path, text) == ["stack.yaml:12:16: spec.components.ambassador.version: '4.0.0' is not one of: 3.10.0"]
 
 
 def test_accelerator_not_offered_by_the_environment(tmp_path):
     assert errors(tmp_path, stack_text(job_extra="accelerator: gpu")) == [
-        "stack.yaml:21:22: spec.workloads.training.job.accelerator: accelerator class 'gpu' is not offered by environment 'dev' (it offers: none)"]
+        "stack.yaml:22:22: spec.workloads.training.job.accelerator: accelerator class 'gpu' is not offered by environment 'dev' (it offers: none)"]
 
 
 def test_an_override_decides_where_the_problem_is(tmp_path):
@@ -104,8 +105,8 @@ def test_an_override_decides_where_the_problem_is(tmp_path):
           jbo: {replicas: {Worker: 1}}
     """
     assert errors(tmp_path, stack_text(env_extra=env, job_extra="accelerator: gpu")) == [
-        "stack.yaml:19:32: spec.environments.dev.overrides.workloads.training.job.accelerator: accelerator class 'tpu' is not offered by environment 'dev' (it offers: gpu)",
-        "stack.yaml:20:13: spec.environments.dev.overrides.workloads.training.jbo: no training workload 'jbo' in spec.workloads.training (did you mean 'job'?)",
+        "stack.yaml:20:32: spec.environments.dev.overrides.workloads.training.job.accelerator: accelerator class 'tpu' is not offered by environment 'dev' (it offers: gpu)",
+        "stack.yaml:21:13: spec.environments.dev.overrides.workloads.training.jbo: no training workload 'jbo' in spec.workloads.training (did you mean 'job'?)",
     ]
 
 
@@ -121,18 +122,18 @@ def test_an_override_decides_where_the_problem_is(tmp_path):
 def test_impossible_accelerator_classes(tmp_path, cloud, klass, message):
     lines = errors(tmp_path, stack_text(env_extra=f"accelerators:\n  gpu: {klass}").replace("cloud: kind", f"cloud: {cloud}"))
     assert len(lines) == 1 and lines[0].endswith(": " + message), lines
-    assert lines[0].startswith("stack.yaml:15:")
+    assert lines[0].startswith("stack.yaml:16:")
 
 
 def test_multi_host_tpu_slice_needs_one_replica_per_host(tmp_path):
     text = stack_text(env_extra="accelerators:\n  tpu: {type: tpu-v5e, topology: 4x4}", job_extra="accelerator: tpu")
     assert errors(tmp_path, text.replace("cloud: kind", "cloud: gke")) == [
-        "stack.yaml:21:19: spec.workloads.training.job.replicas: TPU slice 4x4 of tpu-v5e has 4 hosts: the job needs 4 TPU "
+        "stack.yaml:22:19: spec.workloads.training.job.replicas: TPU slice 4x4 of tpu-v5e has 4 hosts: the job needs 4 TPU "
         "replicas (Chief + Worker + Evaluator), it has 2 in environment 'dev'"]
 
 
 def test_components_cannot_share_a_namespace(tmp_path):
-    text = stack_text().replace("    ambassador:\n", "    jupyterhub: {namespace: kubeflow}\n    ambassador:\n")
+    text = stack_text().replace("    jupyterhub: {auth:", "    jupyterhub: {namespace: kubeflow, auth:")
     assert errors(tmp_path, text) == [
         "stack.yaml:9:29: spec.components.jupyterhub.namespace: namespace 'kubeflow' is also used by training-operator; "
         "each component owns its namespace (Namespace object, Pod Security level, Argo CD application)"]
@@ -141,13 +142,13 @@ def test_components_cannot_share_a_namespace(tmp_path):
 def test_images_must_be_pinned(tmp_path):
     text = stack_text().replace("tensorflow/tensorflow:2.18.0", "tensorflow/tensorflow:latest")
     assert errors(tmp_path, text) == [
-        "stack.yaml:18:16: spec.workloads.training.job.image: image 'tensorflow/tensorflow:latest' uses 'latest'; pin a version or a digest"]
+        "stack.yaml:19:16: spec.workloads.training.job.image: image 'tensorflow/tensorflow:latest' uses 'latest'; pin a version or a digest"]
 
 
 def test_identity_format_per_cloud(tmp_path):
     text = stack_text(env_extra="identity: {default: not-an-arn}").replace("cloud: kind", "cloud: eks")
     assert errors(tmp_path, text) == [
-        "stack.yaml:14:27: spec.environments.dev.identity.default: 'not-an-arn' is not a eks identity (e.g. arn:aws:iam::123456789012:role/ml-training)"]
+        "stack.yaml:15:27: spec.environments.dev.identity.default: 'not-an-arn' is not a eks identity (e.g. arn:aws:iam::123456789012:role/ml-training)"]
 
 
 def test_pipeline_steps_inputs_and_cycles(tmp_path):
@@ -161,8 +162,8 @@ def test_pipeline_steps_inputs_and_cycles(tmp_path):
     """), "    ")
     text = text.replace("      cloud: kind\n", "      cloud: kind\n      artifacts: {bucket: art, endpoint: minio:9000, credentialsSecret: minio}\n")
     assert errors(tmp_path, text) == [
-        "stack.yaml:26:9: spec.workloads.pipelines.p.steps: the steps' inputs form a cycle",
-        "stack.yaml:28:41: spec.workloads.pipelines.p.steps.b.inputs[1]: no step 'c' in this pipeline",
+        "stack.yaml:27:9: spec.workloads.pipelines.p.steps: the steps' inputs form a cycle",
+        "stack.yaml:29:41: spec.workloads.pipelines.p.steps.b.inputs[1]: no step 'c' in this pipeline",
     ]
 
 
@@ -175,13 +176,13 @@ def test_referenced_files_must_exist_and_stay_in_the_repo(tmp_path):
     with pytest.raises(InputError) as info:
         load_stack(path, "stack.yaml")
     assert info.value.lines() == [
-        "stack.yaml:11:24: spec.components.ambassador.extraResources[0]: file or folder 'extra/quota.yaml' not found (relative to the stack file)",
-        f"stack.yaml:11:42: spec.components.ambassador.extraResources[1]: '../../etc/passwd' is outside the stack's repository ({tmp_path / 'repo'}); pass --allow-outside-repo to allow it",
+        "stack.yaml:12:24: spec.components.ambassador.extraResources[0]: file or folder 'extra/quota.yaml' not found (relative to the stack file)",
+        f"stack.yaml:12:42: spec.components.ambassador.extraResources[1]: '../../etc/passwd' is outside the stack's repository ({tmp_path / 'repo'}); pass --allow-outside-repo to allow it",
     ]
 
 
 def test_an_oauth_hub_open_to_everyone_is_a_decision(tmp_path):
-    text = stack_text().replace("    ambassador:\n", "    jupyterhub:\n      auth: {type: github}\n    ambassador:\n")
+    text = stack_text().replace("    jupyterhub: {auth: {type: github, allowedUsers: [alice]}}", "    jupyterhub: {auth: {type: github}}")
     assert errors(tmp_path, text) == [
-        "stack.yaml:10:13: spec.components.jupyterhub.auth: a github login with no allowedUsers would let in anyone the provider "
-        "knows; list allowedUsers, or set allowAll: true"]
+        "stack.yaml:9:24: spec.components.jupyterhub.auth: a github login with no allowedUsers lets nobody in; list allowedUsers (or "
+        "set allowAll: true and accept the risk hub-open-login)"]

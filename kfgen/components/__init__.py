@@ -9,13 +9,7 @@ Shared by all: package.py (the protocol), crd.py (building CRDs), pods.py (workl
 
 from __future__ import annotations
 
-from kfgen.components import (
-    ambassador,
-    argo_workflows,
-    jupyterhub,
-    seldon_core,
-    training_operator,
-)
+from kfgen.components import ambassador, argo_workflows, jupyterhub, seldon_core, training_operator
 from kfgen.components.package import ComponentPackage
 
 PACKAGES: dict[str, ComponentPackage] = {p.name: p for p in (

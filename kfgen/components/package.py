@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from kfgen.objects import Obj
+from kfgen.risks import TakenRisk
 
 Fail = Callable[[tuple, str], None]  # (path relative to the component's entry in the stack, message)
 
@@ -39,6 +40,15 @@ class Deviation:
     name: str
     field: str
     reason: str
+
+
+@dataclass(frozen=True)
+class GatewayRoute:
+    """A URL prefix a component routes through the gateway: what it serves, and where it is written (under spec)."""
+
+    prefix: str
+    what: str
+    where: tuple
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,17 @@ class ComponentPackage:
     def check(self, component: Any, fail: Fail) -> None:
         """Rules across this component's settings that a JSON Schema cannot express."""
 
+    def check_environment(self, component: Any, env: Any, fail: Fail) -> None:
+        """Rules that also depend on the environment (its exposure, its cloud); paths are under spec."""
+
+    def routes(self, component: Any, env: Any) -> list[GatewayRoute]:
+        """The prefixes this component routes through the gateway in an environment."""
+        return []
+
+    def risks(self, component: Any, env: Any) -> list[TakenRisk]:
+        """The risks (kfgen.risks) this component takes in an environment, where each switch is written."""
+        return []
+
     # --- rendering --------------------------------------------------------------------------------
 
     def install(self, component: Any, ctx: Any) -> list[Obj]:
@@ -122,12 +143,13 @@ class ComponentPackage:
 
 
 def with_defaults(data: Mapping[str, Any] | None, schema: Mapping[str, Any]) -> dict[str, Any]:
-    """`data` with every default its schema declares filled in, nested objects included."""
+    """`data` with every default its schema declares filled in, nested objects included (an absent
+    object is made from its defaults only when it has no required keys, i.e. when it could be empty)."""
     out = dict(data or {})
     for key, prop in (schema.get("properties") or {}).items():
         if key not in out and "default" in prop:
             out[key] = prop["default"]
-        if prop.get("type") == "object" and "properties" in prop and (key in out or _has_defaults(prop)):
+        if prop.get("type") == "object" and "properties" in prop and (key in out or (_has_defaults(prop) and not prop.get("required"))):
             out[key] = with_defaults(out.get(key), prop)
     return out
 

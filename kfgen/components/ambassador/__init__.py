@@ -10,14 +10,16 @@ from typing import Any, Mapping
 from kfgen.components.ambassador.install import install
 from kfgen.components.package import ComponentPackage, Fail, Release, with_defaults
 from kfgen.context import RenderContext
-from kfgen.model import Component
+from kfgen.model import Component, Environment, frozen
 from kfgen.objects import Obj
+from kfgen.risks import TakenRisk
 
 
 @dataclass(frozen=True)
 class GatewaySettings:
     hostname: str | None
     tls_secret: str | None
+    auth: Mapping[str, Any] | None  # the external auth service (an AuthService), as written with defaults
 
 
 class Ambassador(ComponentPackage):
@@ -31,11 +33,21 @@ class Ambassador(ComponentPackage):
 
     def settings(self, data: Mapping[str, Any]) -> GatewaySettings:
         values = with_defaults(data, self.settings_schema)
-        return GatewaySettings(values.get("hostname"), values.get("tlsSecret"))
+        return GatewaySettings(values.get("hostname"), values.get("tlsSecret"), frozen(values["auth"]) if "auth" in values else None)
 
     def check(self, component: Component, fail: Fail) -> None:
         if component.installed and not component.settings.hostname:
             fail((), "ambassador needs a hostname (spec.components.ambassador.hostname) for its Host and routes")
+
+    def risks(self, component: Component, env: Environment) -> list[TakenRisk]:
+        if not component.installed or env.exposure != "external":
+            return []
+        exposure = ("environments", env.name, "exposure")
+        taken = [] if component.settings.tls_secret else [TakenRisk("plain-http", exposure)]
+        routed = [m for m in env.workloads.enabled("serving") if m.route.enabled] if env.components["seldon-core"].enabled else []
+        if routed and not component.settings.auth:
+            taken.append(TakenRisk("public-routes", exposure))
+        return taken
 
     def install(self, component: Component, ctx: RenderContext) -> list[Obj]:
         return install(component, self.release(component.version), ctx)

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-from kfgen.components.crd import (
-    INTEGER,
-    PRESERVE,
-    STRING,
-    Schema,
-    array,
-    crd,
-    props,
-    string_map,
-)
+from kfgen.components.crd import INTEGER, PRESERVE, STRING, Schema, array, crd, props, string_map
 
 _EMISSARY_KINDS = [
     ("AuthService", "authservices"), ("ConsulResolver", "consulresolvers"), ("DevPortal", "devportals"), ("Host", "hosts"),

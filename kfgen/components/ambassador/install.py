@@ -7,6 +7,8 @@ renders is v3alpha1, and Seldon's own v2 Mappings are turned off.
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from kfgen.components.ambassador.crds import emissary_crds
 from kfgen.components.ambassador.mappings import GETAMBASSADOR
 from kfgen.components.package import Release
@@ -15,6 +17,7 @@ from kfgen.model import Component
 from kfgen.objects import (
     RESTRICTED_CONTAINER,
     Obj,
+    annotate,
     binding,
     container,
     deployment,
@@ -77,8 +80,24 @@ def install(component: Component, release: Release, ctx: RenderContext) -> list[
         obj(GETAMBASSADOR, "Module", meta("ambassador", ns),
             spec={"config": {"diagnostics": {"allow_non_local": True, "enabled": False}}}),
         *_listeners(ns),
-        _host(component),
+        annotate(_host(component), ctx.risk_annotations("plain-http")),
+        *([_auth_service(ns, component.settings.auth)] if component.settings.auth else []),
     ]
+
+
+def _auth_service(ns: str, auth: Mapping[str, Any]) -> Obj:
+    """The gateway's external authentication: every request is checked first; when the auth service
+    does not answer, the request is refused (never let through)."""
+    spec: Obj = {"auth_service": auth["service"], "failure_mode_allow": False, "proto": auth["protocol"],
+                 "status_on_error": {"code": 503}, "timeout_ms": auth["timeoutMs"]}
+    if auth["protocol"] == "grpc":
+        spec["protocol_version"] = "v3"
+    if "pathPrefix" in auth:
+        spec["path_prefix"] = auth["pathPrefix"]
+    for key, field in (("allowedRequestHeaders", "allowed_request_headers"), ("allowedAuthorizationHeaders", "allowed_authorization_headers")):
+        if key in auth:
+            spec[field] = list(auth[key])
+    return obj(GETAMBASSADOR, "AuthService", meta("gateway-auth", ns), spec=spec)
 
 
 def _gateway_waivers(o: Obj) -> Obj:

@@ -9,7 +9,8 @@ GETAMBASSADOR = "getambassador.io/v3alpha1"
 
 
 def mapping(name: str, ns: str, hostname: str | None, prefix: str, service_ref: str, *, rewrite: str | None = "/",
-            timeout_ms: int | None = None, websocket: bool = False, labels: dict | None = None) -> Obj:
+            timeout_ms: int | None = None, websocket: bool = False, labels: dict | None = None, bypass_auth: bool = False,
+            annotations: dict | None = None) -> Obj:
     """A v3alpha1 Mapping, rendered next to the workload it routes to."""
     spec: Obj = {"prefix": prefix, "service": service_ref}
     if hostname:
@@ -21,4 +22,6 @@ def mapping(name: str, ns: str, hostname: str | None, prefix: str, service_ref: 
     if websocket:
         spec["allow_upgrade"] = ["websocket"]
         spec["idle_timeout_ms"] = 3600000
-    return obj(GETAMBASSADOR, "Mapping", meta(name, ns, labels=labels), spec=spec)
+    if bypass_auth:
+        spec["bypass_auth"] = True
+    return obj(GETAMBASSADOR, "Mapping", meta(name, ns, labels=labels, annotations=annotations), spec=spec)

@@ -9,15 +9,11 @@ from typing import Any, Mapping
 
 from kfgen.components.argo_workflows.install import install
 from kfgen.components.argo_workflows.pipelines import pipeline_objects
-from kfgen.components.package import (
-    AcceleratorTarget,
-    ComponentPackage,
-    Release,
-    with_defaults,
-)
+from kfgen.components.package import AcceleratorTarget, ComponentPackage, Release, with_defaults
 from kfgen.context import RenderContext
-from kfgen.model import Component
+from kfgen.model import Component, Environment
 from kfgen.objects import Obj
+from kfgen.risks import TakenRisk
 from kfgen.vocabulary import ACCELERATOR_LABEL
 
 
@@ -46,6 +42,12 @@ class ArgoWorkflows(ComponentPackage):
     def settings(self, data: Mapping[str, Any]) -> ArgoSettings:
         server = with_defaults(data, self.settings_schema)["server"]
         return ArgoSettings(server["enabled"], tuple(server["authModes"]))
+
+    def risks(self, component: Component, env: Environment) -> list[TakenRisk]:
+        s = component.settings
+        if component.installed and s.server_enabled and "server" in s.auth_modes:
+            return [TakenRisk("argo-server-auth-mode-server", ("components", self.name, "server", "authModes"))]
+        return []
 
     def install(self, component: Component, ctx: RenderContext) -> list[Obj]:
         return install(component, self.release(component.version), ctx)

@@ -9,6 +9,7 @@ from kfgen.model import Artifacts, Component
 from kfgen.objects import (
     NON_ROOT_UID,
     Obj,
+    annotate,
     binding,
     config_map,
     container,
@@ -123,8 +124,9 @@ def _server(component: Component, images: dict[str, str], ctx: RenderContext) ->
         mounts=[("tmp", "/tmp")],
     )
     pod = pod_spec([main], "argo-server", volumes=[empty_dir("tmp")], security=pod_security(NON_ROOT_UID))
-    return operator_waivers(deployment("argo-server", ns, "argo-server", pod, component.replicas or 1,
-                                       labels=ctx.identity_pod_labels("argo-server")))
+    return annotate(operator_waivers(deployment("argo-server", ns, "argo-server", pod, component.replicas or 1,
+                                                labels=ctx.identity_pod_labels("argo-server"))),
+                    ctx.risk_annotations("argo-server-auth-mode-server"))
 
 
 def _rbac(ns: str) -> list[Obj]:

@@ -5,13 +5,7 @@ an artifact; a step on an accelerator is its own WorkflowTemplate (`<pipeline>-<
 from __future__ import annotations
 
 from kfgen.accelerators import image_variant
-from kfgen.components.pods import (
-    container_security,
-    env_list,
-    shm_volume,
-    workload_security,
-    workload_service_account,
-)
+from kfgen.components.pods import container_security, env_list, shm_volume, workload_security, workload_service_account
 from kfgen.context import RenderContext
 from kfgen.model import Pipeline, Step
 from kfgen.objects import Obj, binding, empty_dir, meta, obj, role, rule

@@ -9,6 +9,7 @@ Secrets: the hub reads its cookie secret and proxy token from a Secret created o
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from kfgen.accelerators import image_variant
 from kfgen.components.ambassador.mappings import mapping
 from kfgen.components.package import Release
 from kfgen.context import RenderContext
-from kfgen.model import AcceleratorClass, Component
+from kfgen.model import AcceleratorClass, Component, thawed
 from kfgen.objects import (
     Obj,
+    annotate,
     binding,
     config_map,
     container,
@@ -99,8 +101,10 @@ def install(component: Component, release: Release, ctx: RenderContext) -> list[
         binding("RoleBinding", "hub", ns, "Role", "hub", [("hub", ns)]),
         config_map("hub-config", ns, data, labels={NOTEBOOK_PROFILES_LABEL: "true"}),
         pvc,
-        waive(operator_waivers(deployment("hub", ns, "hub", hub_pod, 1, strategy="Recreate", pod_annotations={"checksum/config": checksum})),
-              "CKV_K8S_40", "the k8s-hub image runs as its own user (uid 1000), who owns the hub's files"),
+        annotate(waive(operator_waivers(deployment("hub", ns, "hub", hub_pod, 1, strategy="Recreate",
+                                                   pod_annotations={"checksum/config": checksum})),
+                       "CKV_K8S_40", "the k8s-hub image runs as its own user (uid 1000), who owns the hub's files"),
+                 ctx.risk_annotations("hub-dummy-login", "hub-open-login")),
         service("hub", ns, "hub", [("http", 8081, "http")],
                 annotations={"prometheus.io/path": f"{BASE_URL}hub/metrics", "prometheus.io/port": "8081", "prometheus.io/scrape": "true"}),
         operator_waivers(deployment("proxy", ns, "proxy", proxy_pod, 1, strategy="Recreate"), api=False),
@@ -116,6 +120,7 @@ def notebook_objects(component: Component, ctx: RenderContext) -> list[Obj]:
     gateway = ctx.component("ambassador")
     if gateway.enabled:
         objects.append(mapping("jupyterhub", ns, gateway.settings.hostname, BASE_URL, f"proxy-public.{ns}:80",
+                               bypass_auth=bool(gateway.settings.auth),  # the hub has its own login
                                rewrite="", websocket=True))
     return objects
 
@@ -127,7 +132,8 @@ def hub_config(component: Component, ctx: RenderContext) -> dict[str, str]:
     scheme = "https" if gateway.settings.tls_secret else "http"
     settings = {
         "auth": {"admins": sorted(component.settings.admins), "allowAll": component.settings.allow_all,
-                 "allowedUsers": sorted(component.settings.allowed_users), "type": component.settings.auth_type},
+                 "allowedUsers": sorted(component.settings.allowed_users), "oauth": thawed(component.settings.oauth),
+                 "type": component.settings.auth_type},
         "automountToken": False,
         "baseUrl": BASE_URL,
         "namespace": component.namespace,
@@ -143,7 +149,9 @@ def hub_config(component: Component, ctx: RenderContext) -> dict[str, str]:
             "image": image_variant(profile.image, klass),
             "mem_guarantee": _bytes(profile.resources.requests["memory"]), "mem_limit": _bytes(profile.resources.limits["memory"]),
         }
-        entry = {"description": profile.description, "display_name": profile.display_name, "kubespawner_override": override,
+        # KubeSpawner's spawn form inserts these unescaped (its Jinja environment has no autoescape): plain text only
+        entry = {"description": html.escape(profile.description), "display_name": html.escape(profile.display_name),
+                 "kubespawner_override": override,
                  "slug": profile.name}
         if profile.default:
             entry["default"] = True

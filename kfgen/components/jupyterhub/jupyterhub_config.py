@@ -27,7 +27,9 @@ c.ConfigurableHTTPProxy.auth_token = (SECRET / "proxy-token").read_text().strip(
 auth = settings["auth"]
 c.Authenticator.admin_users = set(auth["admins"])
 c.Authenticator.allowed_users = set(auth["allowedUsers"])
-c.Authenticator.allow_all = auth["allowAll"]  # kfgen's validation makes an open OAuth hub an explicit choice
+# allowAll is off unless the stack accepts the risk hub-open-login; the dummy login (accepted as
+# hub-dummy-login, never with external exposure) admits any name unless allowedUsers lists them.
+c.Authenticator.allow_all = auth["allowAll"] or (auth["type"] == "dummy" and not auth["allowedUsers"])
 if auth["type"] == "dummy":
     c.JupyterHub.authenticator_class = "dummy"
 else:
@@ -36,6 +38,11 @@ else:
     authenticator.client_id = (SECRET / "oauth-client-id").read_text().strip()
     authenticator.client_secret = (SECRET / "oauth-client-secret").read_text().strip()
     authenticator.oauth_callback_url = settings["oauthCallbackUrl"]
+    oauth = auth["oauth"]  # generic-oauth: the provider's endpoints
+    for trait, key in (("authorize_url", "authorizeUrl"), ("token_url", "tokenUrl"), ("userdata_url", "userdataUrl"),
+                       ("username_claim", "usernameClaim"), ("scope", "scopes")):
+        if key in oauth:
+            setattr(authenticator, trait, oauth[key])
 
 # Notebook pods.
 c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kfgen.components.package import AcceleratorTarget, ComponentPackage, Release
+from kfgen.components.package import AcceleratorTarget, ComponentPackage, GatewayRoute, Release
 from kfgen.components.seldon_core.install import install
 from kfgen.components.seldon_core.models import serving_objects
 from kfgen.components.seldon_core.servers import PREDICTOR_SERVERS_KEY, server_image
 from kfgen.context import RenderContext
-from kfgen.model import Component
+from kfgen.model import Component, Environment
 from kfgen.objects import Obj, rewrite_image
 from kfgen.vocabulary import ACCELERATOR_LABEL
 
@@ -36,6 +36,10 @@ class SeldonCore(ComponentPackage):
 
     def workloads(self, ctx: RenderContext) -> list[Obj]:
         return serving_objects(ctx)
+
+    def routes(self, component: Component, env: Environment) -> list[GatewayRoute]:
+        return [GatewayRoute(m.route.prefix, f"model {m.name}", ("workloads", "serving", m.name, "route", "prefix"))
+                for m in env.workloads.enabled("serving") if m.route.enabled]
 
     def runtime_images(self, component: Component, ctx: RenderContext) -> set[str]:
         """The prepackaged servers the models use (the operator adds their containers)."""

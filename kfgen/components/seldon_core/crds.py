@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-from kfgen.components.crd import (
-    AGE,
-    BOOLEAN,
-    INTEGER,
-    PRESERVE,
-    STRING,
-    array,
-    crd,
-    props,
-    string_map,
-)
+from kfgen.components.crd import AGE, BOOLEAN, INTEGER, PRESERVE, STRING, array, crd, props, string_map
 
 
 def seldon_crd() -> dict:

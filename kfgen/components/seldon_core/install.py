@@ -15,10 +15,7 @@ from typing import Mapping
 
 from kfgen.components.package import Release
 from kfgen.components.seldon_core.crds import seldon_crd
-from kfgen.components.seldon_core.servers import (
-    PREDICTOR_SERVERS_KEY,
-    predictor_servers,
-)
+from kfgen.components.seldon_core.servers import PREDICTOR_SERVERS_KEY, predictor_servers
 from kfgen.context import RenderContext
 from kfgen.model import Component
 from kfgen.objects import (

@@ -5,12 +5,7 @@ from __future__ import annotations
 
 from kfgen.accelerators import image_variant
 from kfgen.components.ambassador.mappings import mapping
-from kfgen.components.pods import (
-    container_security,
-    env_list,
-    workload_security,
-    workload_service_account,
-)
+from kfgen.components.pods import container_security, env_list, workload_security, workload_service_account
 from kfgen.context import RenderContext
 from kfgen.model import ServedModel
 from kfgen.objects import Obj, meta, obj
@@ -38,7 +33,7 @@ def serving_objects(ctx: RenderContext) -> list[Obj]:
         if model.route.enabled and gateway.enabled:
             objects.append(mapping(f"model-{model.name}", ns, gateway.settings.hostname, model.route.prefix,
                                    f"{predictor_service(model)}.{ns}:{EXECUTOR_PORT}", timeout_ms=model.route.timeout_ms,
-                                   labels={WORKLOAD_LABEL: model.name}))
+                                   labels={WORKLOAD_LABEL: model.name}, annotations=ctx.risk_annotations("public-routes")))
     return objects
 
 

@@ -7,11 +7,7 @@ from pathlib import Path
 
 from kfgen.components.package import AcceleratorTarget, ComponentPackage, Release
 from kfgen.components.training_operator.install import install
-from kfgen.components.training_operator.tfjobs import (
-    TFJOB_ACCELERATED,
-    replica_label,
-    training_objects,
-)
+from kfgen.components.training_operator.tfjobs import TFJOB_ACCELERATED, replica_label, training_objects
 from kfgen.context import RenderContext
 from kfgen.model import Component
 from kfgen.objects import Obj

@@ -4,13 +4,7 @@ operator's webhook and TF_CONFIG expect)."""
 from __future__ import annotations
 
 from kfgen.accelerators import image_variant
-from kfgen.components.pods import (
-    container_security,
-    env_list,
-    shm_volume,
-    workload_security,
-    workload_service_account,
-)
+from kfgen.components.pods import container_security, env_list, shm_volume, workload_security, workload_service_account
 from kfgen.context import RenderContext
 from kfgen.model import TrainingJob
 from kfgen.objects import Obj, empty_dir, meta, obj
