@@ -6,14 +6,16 @@ from kfgen.argocd import annotate_for_argocd
 from kfgen.components import PACKAGES
 from kfgen.context import RenderContext
 from kfgen.model import Waiver
-from kfgen.objects import Obj, namespace, waive
+from kfgen.objects import Obj, namespace, network_policy, waive
 from kfgen.vocabulary import WORKLOADS_BASE
 
 
 def component_objects(ctx: RenderContext, components: list[str]) -> dict[str, list[Obj]]:
     """Objects by base name: the workload namespace, then each listed component (install, if kfgen
     installs it, and the workloads it runs)."""
-    out: dict[str, list[Obj]] = {WORKLOADS_BASE: [namespace(ctx.workloads.namespace)]}
+    ns = ctx.workloads.namespace
+    # Nothing reaches a workload pod unless a component lets it in (the gateway its models, a job its replicas).
+    out: dict[str, list[Obj]] = {WORKLOADS_BASE: [namespace(ns), network_policy("default-deny-ingress", ns, {}, ingress=[])]}
     for name, package in PACKAGES.items():
         if name not in components:
             continue

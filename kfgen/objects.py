@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from kfgen.model import Resources
-from kfgen.vocabulary import APP_NAME, CHECKOV_SKIP, WAIVER_PREFIX
+from kfgen.vocabulary import APP_NAME, CHECKOV_SKIP, NETWORKING_API, WAIVER_PREFIX
 
 Obj = dict[str, Any]
 
@@ -26,8 +26,9 @@ WEBHOOK_CERT_DIR = "/tmp/k8s-webhook-server/serving-certs"  # where controller-r
 
 # Reasons for checkov checks kfgen's own manifests do not follow, stated once.
 NO_DIGESTS = "images are pinned by tag, not digest; `kfgen images` lists them for a mirror that pins digests"
-NO_NETWORK_POLICY = ("kfgen renders no NetworkPolicy: which peers reach a pod (API server webhooks, Prometheus, the gateway) "
-                     "depends on the cluster's CNI and network; add yours with extraResources")
+NO_NETWORK_POLICY = ("upstream's install has no NetworkPolicy for this operator: the API server (its webhooks), Prometheus "
+                     "and the gateway must reach it, and which addresses those have depends on the cluster's network; add "
+                     "yours with extraResources")
 CALLS_THE_API = "this component calls the Kubernetes API with its ServiceAccount token"
 
 
@@ -48,10 +49,12 @@ def waive(o: Obj, policy: str, reason: str) -> Obj:
     return o
 
 
-def operator_waivers(o: Obj, *, api: bool = True) -> Obj:
-    """The checkov checks every operator Deployment of kfgen waives, with their reasons."""
+def operator_waivers(o: Obj, *, api: bool = True, network_policy: bool = False) -> Obj:
+    """The checkov checks every operator Deployment of kfgen waives, with their reasons (`network_policy`:
+    a NetworkPolicy of kfgen's selects its pods, so that check is not waived)."""
     waive(o, "CKV_K8S_43", NO_DIGESTS)
-    waive(o, "CKV2_K8S_6", NO_NETWORK_POLICY)
+    if not network_policy:
+        waive(o, "CKV2_K8S_6", NO_NETWORK_POLICY)
     if api:
         waive(o, "CKV_K8S_38", CALLS_THE_API)
     return o
@@ -213,6 +216,33 @@ def service(name: str, ns: str, app: str, ports: list[tuple[str, int, int | str]
     spec["selector"] = {APP_NAME: app}
     spec["type"] = type_
     return obj("v1", "Service", meta(name, ns, labels={APP_NAME: app}, annotations=annotations), spec=spec)
+
+
+# Address ranges NetworkPolicies name (RFC 1918 private networks, and the clouds' metadata server).
+PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+CLOUD_METADATA = "169.254.169.254/32"
+
+
+def network_policy(name: str, ns: str, pods: Obj, *, ingress: list[Obj] | None = None, egress: list[Obj] | None = None) -> Obj:
+    """A NetworkPolicy for the pods `pods` selects; a policy type is set for each list given (an
+    empty list denies that direction)."""
+    spec: Obj = {"podSelector": pods, "policyTypes": [t for t, rules in (("Ingress", ingress), ("Egress", egress)) if rules is not None]}
+    if ingress:
+        spec["ingress"] = ingress
+    if egress:
+        spec["egress"] = egress
+    return obj(NETWORKING_API, "NetworkPolicy", meta(name, ns), spec=spec)
+
+
+def dns_egress() -> Obj:
+    """Egress to the cluster's DNS: port 53 of the pods in kube-system."""
+    return {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+            "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}]}
+
+
+def internet_egress() -> Obj:
+    """Egress to public addresses only: no private network, no cloud metadata server."""
+    return {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [*PRIVATE_NETWORKS, CLOUD_METADATA]}}]}
 
 
 def config_map(name: str, ns: str, data: dict[str, str], labels: dict | None = None, annotations: dict | None = None) -> Obj:

@@ -180,7 +180,8 @@ def test_a_component_installed_outside_kfgen_keeps_its_resources(kfgen, example,
     assert kfgen("render", example, "--out", tmp_path / "out").code == 0
     folder = tmp_path / "out/rendered/prod/seldon-core"
     names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*.yaml"))
-    assert names == ["ml/mapping-model-iris.yaml", "ml/seldondeployment-iris.yaml", "ml/serviceaccount-ml-serving.yaml"]
+    assert names == ["ml/mapping-model-iris.yaml", "ml/networkpolicy-allow-gateway-to-models.yaml", "ml/seldondeployment-iris.yaml",
+                     "ml/serviceaccount-ml-serving.yaml"]
     (sdep,) = load_all((folder / "ml/seldondeployment-iris.yaml").read_text())
     assert sdep["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "SkipDryRunOnMissingResource=true"
 

@@ -19,16 +19,20 @@ from kfgen.components.package import Release
 from kfgen.context import RenderContext
 from kfgen.model import AcceleratorClass, Component, thawed
 from kfgen.objects import (
+    PRIVATE_NETWORKS,
     Obj,
     annotate,
     binding,
     config_map,
     container,
     deployment,
+    dns_egress,
     empty_dir,
     http_probe,
+    internet_egress,
     meta,
     namespace,
+    network_policy,
     obj,
     operator_waivers,
     pod_security,
@@ -42,9 +46,11 @@ from kfgen.objects import (
     waive,
 )
 from kfgen.quantity import parse_quantity
-from kfgen.vocabulary import NOTEBOOK_PROFILES_LABEL, STORAGE_LABEL
+from kfgen.vocabulary import APP_NAME, NOTEBOOK_PROFILES_LABEL, STORAGE_LABEL
 
 BASE_URL = "/notebooks/"
+NOTEBOOK_APP = "notebook"  # the app label of notebook pods
+NOTEBOOK_PORT = 8888  # where jupyterhub-singleuser listens (KubeSpawner's port)
 HUB_CONFIG = Path(__file__).parent / "jupyterhub_config.py"  # the hub's configuration, as it runs in the hub
 CONFIG_DIR = "/usr/local/etc/jupyterhub/kfgen"
 
@@ -102,14 +108,41 @@ def install(component: Component, release: Release, ctx: RenderContext) -> list[
         config_map("hub-config", ns, data, labels={NOTEBOOK_PROFILES_LABEL: "true"}),
         pvc,
         annotate(waive(operator_waivers(deployment("hub", ns, "hub", hub_pod, 1, strategy="Recreate",
-                                                   pod_annotations={"checksum/config": checksum})),
+                                                   pod_annotations={"checksum/config": checksum}), network_policy=True),
                        "CKV_K8S_40", "the k8s-hub image runs as its own user (uid 1000), who owns the hub's files"),
                  ctx.risk_annotations("hub-dummy-login", "hub-open-login")),
         service("hub", ns, "hub", [("http", 8081, "http")],
                 annotations={"prometheus.io/path": f"{BASE_URL}hub/metrics", "prometheus.io/port": "8081", "prometheus.io/scrape": "true"}),
-        operator_waivers(deployment("proxy", ns, "proxy", proxy_pod, 1, strategy="Recreate"), api=False),
+        operator_waivers(deployment("proxy", ns, "proxy", proxy_pod, 1, strategy="Recreate"), api=False, network_policy=True),
         service("proxy-api", ns, "proxy", [("http-api", 8001, "api")]),
         service("proxy-public", ns, "proxy", [("http", 80, "http")]),
+        *network_policies(ns),
+    ]
+
+
+def network_policies(ns: str) -> list[Obj]:
+    """The z2jh chart's three NetworkPolicies (hub, proxy, notebooks), with kfgen's pod labels: only the
+    proxy takes traffic from anywhere; notebooks reach the internet but never private networks or the
+    cloud metadata server (their users run any code)."""
+    def pods(*apps: str) -> Obj:
+        return {"matchExpressions": [{"key": APP_NAME, "operator": "In", "values": list(apps)}]} if len(apps) > 1 else \
+            {"matchLabels": {APP_NAME: apps[0]}}
+
+    def to(app: str, port: int) -> Obj:
+        return {"ports": [{"port": port, "protocol": "TCP"}], "to": [{"podSelector": pods(app)}]}
+
+    private = {"to": [{"ipBlock": {"cidr": cidr}} for cidr in PRIVATE_NETWORKS]}  # the API server, in-cluster services
+    return [
+        network_policy("hub", ns, pods("hub"),
+                       ingress=[{"from": [{"podSelector": pods("proxy", NOTEBOOK_APP)}], "ports": [{"port": "http", "protocol": "TCP"}]}],
+                       egress=[to("proxy", 8001), to(NOTEBOOK_APP, NOTEBOOK_PORT), dns_egress(), private, internet_egress()]),
+        network_policy("proxy", ns, pods("proxy"),
+                       ingress=[{"ports": [{"port": "http", "protocol": "TCP"}]},  # from anywhere: the gateway's route
+                                {"from": [{"podSelector": pods("hub")}], "ports": [{"port": "api", "protocol": "TCP"}]}],
+                       egress=[to("hub", 8081), to(NOTEBOOK_APP, NOTEBOOK_PORT), dns_egress()]),
+        network_policy("notebooks", ns, pods(NOTEBOOK_APP),
+                       ingress=[{"from": [{"podSelector": pods("hub", "proxy")}], "ports": [{"port": NOTEBOOK_PORT, "protocol": "TCP"}]}],
+                       egress=[to("hub", 8081), to("proxy", 8000), dns_egress(), internet_egress()]),
     ]
 
 
@@ -138,7 +171,7 @@ def hub_config(component: Component, ctx: RenderContext) -> dict[str, str]:
         "baseUrl": BASE_URL,
         "namespace": component.namespace,
         "oauthCallbackUrl": f"{scheme}://{hostname}{BASE_URL}hub/oauth_callback",
-        "podLabels": dict(sorted({"app.kubernetes.io/name": "notebook", **ctx.identity_pod_labels("notebooks")}.items())),
+        "podLabels": dict(sorted({APP_NAME: NOTEBOOK_APP, **ctx.identity_pod_labels("notebooks")}.items())),
         "userStorage": component.settings.user_storage,
     }
     profiles = []

@@ -50,6 +50,7 @@ c.KubeSpawner.namespace = namespace
 c.KubeSpawner.service_account = "notebook"
 c.KubeSpawner.automount_service_account_token = settings["automountToken"]
 c.KubeSpawner.cmd = ["jupyterhub-singleuser"]
+c.KubeSpawner.port = 8888  # the notebooks NetworkPolicy lets the hub and the proxy in here
 c.KubeSpawner.start_timeout = 600
 c.KubeSpawner.uid = 1000
 c.KubeSpawner.gid = 100

@@ -8,12 +8,13 @@ from kfgen.components.ambassador.mappings import mapping
 from kfgen.components.pods import container_security, env_list, workload_security, workload_service_account
 from kfgen.context import RenderContext
 from kfgen.model import ServedModel
-from kfgen.objects import Obj, meta, obj
+from kfgen.objects import Obj, meta, network_policy, obj
 from kfgen.vocabulary import ACCELERATOR_LABEL, WORKLOAD_LABEL
 
 SERVICE_ACCOUNT = "ml-serving"
 PREDICTOR = "default"
 EXECUTOR_PORT = 8000  # Seldon's executor serves REST for the whole graph
+PREDICTOR_PODS = {"matchExpressions": [{"key": "seldon-deployment-id", "operator": "Exists"}]}  # Seldon labels every predictor pod
 
 
 def predictor_service(model: ServedModel) -> str:
@@ -28,6 +29,10 @@ def serving_objects(ctx: RenderContext) -> list[Obj]:
         return []
     objects = [workload_service_account(ctx, SERVICE_ACCOUNT, "serving")]
     gateway = ctx.component("ambassador")
+    if gateway.enabled and any(m.route.enabled for m in models):
+        objects.append(network_policy("allow-gateway-to-models", ns, PREDICTOR_PODS, ingress=[{
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": gateway.namespace}}}],
+            "ports": [{"port": EXECUTOR_PORT, "protocol": "TCP"}]}]))
     for model in models:
         objects.append(seldon_deployment(model, ctx))
         if model.route.enabled and gateway.enabled:

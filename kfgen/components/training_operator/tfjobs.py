@@ -7,7 +7,7 @@ from kfgen.accelerators import image_variant
 from kfgen.components.pods import container_security, env_list, shm_volume, workload_security, workload_service_account
 from kfgen.context import RenderContext
 from kfgen.model import TrainingJob
-from kfgen.objects import Obj, empty_dir, meta, obj
+from kfgen.objects import Obj, empty_dir, meta, network_policy, obj
 from kfgen.vocabulary import REPLICA_ACCELERATOR_PREFIX, WORKLOAD_LABEL
 
 SERVICE_ACCOUNT = "ml-training"
@@ -24,6 +24,9 @@ def training_objects(ctx: RenderContext) -> list[Obj]:
     if not jobs:
         return []
     objects = [workload_service_account(ctx, SERVICE_ACCOUNT, "training")]
+    if any(sum(n for _, n in job.replicas) > 1 for job in jobs):  # replicas of a distributed job talk to each other
+        replicas = {"matchLabels": {"training.kubeflow.org/operator-name": "tfjob-controller"}}  # the operator's label on its pods
+        objects.append(network_policy("allow-tfjob-replicas", ctx.workloads.namespace, replicas, ingress=[{"from": [{"podSelector": replicas}]}]))
     objects += [tfjob(job, ctx) for job in jobs]
     return objects
 
