@@ -99,14 +99,30 @@ def install(component: Component, release: Release, ctx: RenderContext) -> list[
         binding("RoleBinding", "hub", ns, "Role", "hub", [("hub", ns)]),
         config_map("hub-config", ns, data, labels={NOTEBOOK_PROFILES_LABEL: "true"}),
         pvc,
-        waive(operator_waivers(deployment("hub", ns, "hub", hub_pod, 1, strategy="Recreate", pod_annotations={"checksum/config": checksum})),
+        waive(operator_waivers(deployment("hub", ns, _selector("hub"), hub_pod, 1, labels=_labels("hub"), strategy="Recreate",
+                                          pod_labels=_pod_labels("hub"), pod_annotations={"checksum/config": checksum})),
               "CKV_K8S_40", "the k8s-hub image runs as its own user (uid 1000), who owns the hub's files"),
-        service("hub", ns, "hub", [("http", 8081, "http")],
+        service("hub", ns, _selector("hub"), [("http", 8081, "http")], labels=_labels("hub"),
                 annotations={"prometheus.io/path": f"{BASE_URL}hub/metrics", "prometheus.io/port": "8081", "prometheus.io/scrape": "true"}),
-        operator_waivers(deployment("proxy", ns, "proxy", proxy_pod, 1, strategy="Recreate"), api=False),
-        service("proxy-api", ns, "proxy", [("http-api", 8001, "api")]),
-        service("proxy-public", ns, "proxy", [("http", 80, "http")]),
+        operator_waivers(deployment("proxy", ns, _selector("proxy"), proxy_pod, 1, labels=_labels("proxy"), strategy="Recreate",
+                                    pod_labels=_pod_labels("proxy")), api=False),
+        service("proxy-api", ns, _selector("proxy"), [("http-api", 8001, "api")], labels=_labels("proxy-api")),
+        service("proxy-public", ns, _selector("proxy"), [("http", 80, "http")], labels=_labels("proxy-public")),
     ]
+
+
+def _selector(component: str) -> dict[str, str]:
+    """The chart's selector labels (its release named jupyterhub)."""
+    return {"app": "jupyterhub", "component": component, "release": "jupyterhub"}
+
+
+def _labels(component: str) -> dict[str, str]:
+    return {**_selector(component), "app.kubernetes.io/component": component, "app.kubernetes.io/instance": "jupyterhub",
+            "app.kubernetes.io/name": "jupyterhub"}
+
+
+def _pod_labels(component: str) -> dict[str, str]:
+    return {k: v for k, v in _labels(component).items() if k not in _selector(component)}
 
 
 def notebook_objects(component: Component, ctx: RenderContext) -> list[Obj]:

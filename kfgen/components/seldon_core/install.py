@@ -51,6 +51,12 @@ CERT_SECRET = "seldon-webhook-server-cert"
 CERTGEN_IMAGE = "registry.k8s.io/ingress-nginx/kube-webhook-certgen:v1.4.4"
 
 
+# upstream's selector (the chart's, unchanged since its kubebuilder days) and the labels on everything it installs
+SELECTOR = {"app": "seldon", "app.kubernetes.io/instance": "seldon1", "app.kubernetes.io/name": "seldon",
+            "app.kubernetes.io/version": "v0.5", "control-plane": "seldon-controller-manager"}
+LABELS = {"app": "seldon", "app.kubernetes.io/instance": "seldon-core-operator", "app.kubernetes.io/name": "seldon-core-operator"}
+
+
 def webhook_name(ns: str) -> str:
     return f"seldon-validating-webhook-configuration-{ns}"
 
@@ -92,10 +98,10 @@ def install(component: Component, release: Release, ctx: RenderContext) -> list[
         service_account("seldon-manager", ns),
         *_rbac(ns),
         _config(component.version, images, mirror, ns),
-        operator_waivers(deployment("seldon-controller-manager", ns, "seldon-controller-manager", pod, component.replicas or 1,
-                                    pod_annotations={"sidecar.istio.io/inject": "false"},
-                                    labels={"control-plane": "seldon-controller-manager"})),
-        service("seldon-webhook-service", ns, "seldon-controller-manager", [("https", 443, 4443)]),
+        operator_waivers(deployment("seldon-controller-manager", ns, SELECTOR, pod, component.replicas or 1,
+                                    labels={**LABELS, "control-plane": "seldon-controller-manager"},
+                                    pod_annotations={"sidecar.istio.io/inject": "false"})),
+        service("seldon-webhook-service", ns, SELECTOR, [("https", 443, 4443)], labels=LABELS),
         _webhook(ns),
         *_certgen(ns, mirror),
     ]
