@@ -39,8 +39,9 @@ def string_map() -> Schema:
 def crd(group: str, kind: str, plural: str, spec: Schema, *, version: str = "v1", scope: str = "Namespaced",
         short_names: list[str] | None = None, categories: list[str] | None = None, status: bool = True,
         status_subresource: bool | None = None, scale: dict | None = None, columns: list[dict] | None = None,
-        required: list[str] | None = None) -> dict:
-    """A single-version CRD with a structural schema; `status` puts a status field in the schema, and
+        required: list[str] | None = None, also_served: tuple[str, ...] = ()) -> dict:
+    """A CRD with a structural schema, stored as `version` (and served, with the same schema and no
+    conversion, as each of `also_served`, as upstream's CRD does); `status` puts a status field in the schema, and
     (unless `status_subresource` says otherwise, as upstream's CRD does) the status subresource."""
     root = props({"apiVersion": STRING, "kind": STRING, "metadata": {"type": "object"}, "spec": spec,
                   **({"status": PRESERVE} if status else {})}, required=required or ["spec"])
@@ -59,11 +60,12 @@ def crd(group: str, kind: str, plural: str, spec: Schema, *, version: str = "v1"
         subresources["scale"] = scale
     if subresources:
         ver["subresources"] = subresources
+    versions = [ver] + [{**ver, "name": name, "storage": False} for name in also_served]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": meta(f"{plural}.{group}"),
-        "spec": {"group": group, "names": names, "scope": scope, "versions": [ver]},
+        "spec": {"group": group, "names": names, "scope": scope, "versions": versions},
     }
 
 
