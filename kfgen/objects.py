@@ -205,13 +205,13 @@ def deployment(name: str, ns: str, selector: dict[str, str], pod: Obj, replicas:
     return obj("apps/v1", "Deployment", meta(name, ns, labels=selector if labels is None else labels), spec=spec)
 
 
-def service(name: str, ns: str, selector: dict[str, str], ports: list[tuple[str, int, int | str]], *, type_: str = "ClusterIP",
+def service(name: str, ns: str, selector: dict[str, str], ports: list[tuple[str | None, int, int | str]], *, type_: str = "ClusterIP",
             labels: dict | None = None, annotations: dict | None = None, headless: bool = False) -> Obj:
     """A Service selecting pods by `selector`; ports are (name, port, targetPort)."""
     spec: Obj = {}
     if headless:
         spec["clusterIP"] = "None"
-    spec["ports"] = [{"name": n, "port": p, "protocol": "TCP", "targetPort": t} for n, p, t in ports]
+    spec["ports"] = [{**({"name": n} if n else {}), "port": p, "protocol": "TCP", "targetPort": t} for n, p, t in ports]
     spec["selector"] = dict(sorted(selector.items()))
     spec["type"] = type_
     return obj("v1", "Service", meta(name, ns, labels=labels, annotations=annotations), spec=spec)

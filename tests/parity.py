@@ -29,6 +29,8 @@ import yaml
 
 from kfgen.components.package import ComponentPackage, Deviation, Release
 
+CLUSTER_KINDS = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "PriorityClass", "StorageClass",
+                 "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "PersistentVolume"}
 Key = tuple[str, str, str]  # kind, namespace, name
 MISSING = "<absent>"
 PRESENT = "present"
@@ -94,7 +96,11 @@ def upstream_objects(shared: Path, package: ComponentPackage, release: Release, 
                                "--kube-version", kubernetes_version, "-f", str(values)],
                               capture_output=True, text=True, check=False)
         assert done.returncode == 0, f"helm template {source}: {done.stderr}"
-        return _load(done.stdout)
+        objects = _load(done.stdout)
+        for o in objects:  # as `helm install --namespace` places them
+            if o["kind"] not in CLUSTER_KINDS:
+                o["metadata"].setdefault("namespace", package.namespace)
+        return objects
     return [o for f in sorted(source.glob("*.yaml")) for o in _load(f.read_text())]
 
 

@@ -15,6 +15,10 @@ CRD_SCHEMA = ("kfgen's CRDs carry their own structural schemas, covering the fie
               "below pod templates (smaller than upstream's generated ones; `kfgen lint --crds` checks against upstream's). "
               "Names, versions, scope, subresources and printer columns are upstream's")
 
+CHECKOV_PROBES = "liveness and readiness probes on every long-running container (checkov CKV_K8S_8 and CKV_K8S_9)"
+HELM_LABELS = ("kfgen's own labels (app.kubernetes.io/managed-by: kfgen, app.kubernetes.io/part-of: <stack>, kfgen.io/component, "
+               "added by each base's kustomization) stand for the chart's bookkeeping labels (its release, chart and version)")
+
 
 def hardening(*workloads: tuple[str, str]) -> tuple[Deviation, ...]:
     """The security context and node selector kfgen sets on the pods of each (kind, name) workload."""

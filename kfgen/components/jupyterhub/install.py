@@ -62,8 +62,8 @@ def install(component: Component, release: Release, ctx: RenderContext) -> list[
         resources_of({"cpu": "200m", "memory": "512Mi"}, {"cpu": "1", "memory": "1Gi"}, component.resources),
         command=["jupyterhub", "--config", f"{CONFIG_DIR}/jupyterhub_config.py", "--upgrade-db"],
         ports=[("http", 8081)],
-        liveness=http_probe(f"{BASE_URL}hub/health", "http", delay=300, period=10),
-        readiness=http_probe(f"{BASE_URL}hub/health", "http", delay=0, period=2),
+        liveness=http_probe(f"{BASE_URL}hub/health", "http", delay=300, period=10, timeout=3, failures=30),
+        readiness=http_probe(f"{BASE_URL}hub/health", "http", delay=0, period=2, failures=1000),
         mounts=[("config", CONFIG_DIR), ("secret", "/usr/local/etc/jupyterhub/secret"), ("db", "/srv/jupyterhub"), ("tmp", "/tmp")],
         working_dir="/srv/jupyterhub",
     )
@@ -80,11 +80,11 @@ def install(component: Component, release: Release, ctx: RenderContext) -> list[
         resources_of({"cpu": "100m", "memory": "128Mi"}, {"cpu": "500m", "memory": "512Mi"}),
         command=["/bin/sh", "-c", proxy_args],
         ports=[("http", 8000), ("api", 8001)],
-        liveness=http_probe("/_chp_healthz", "http", delay=60, period=10),
-        readiness=http_probe("/_chp_healthz", "http", delay=0, period=2),
+        liveness=http_probe("/_chp_healthz", "http", delay=60, period=10, timeout=3, failures=30),
+        readiness=http_probe("/_chp_healthz", "http", delay=0, period=2, failures=1000),
         mounts=[("secret", "/etc/proxy")],
     )
-    proxy_pod = pod_spec([proxy], "proxy", automount=False, security=pod_security(65534),
+    proxy_pod = pod_spec([proxy], "proxy", automount=False, security=pod_security(65534), extra={"terminationGracePeriodSeconds": 60},
                          volumes=[{"name": "secret", "secret": {"defaultMode": 0o400, "items": [{"key": "proxy-token", "path": "proxy-token"}],
                                                                 "secretName": secret}}])
     # Restart the hub when its configuration changes, including what this environment's Components add.
@@ -100,13 +100,13 @@ def install(component: Component, release: Release, ctx: RenderContext) -> list[
         config_map("hub-config", ns, data, labels={NOTEBOOK_PROFILES_LABEL: "true"}),
         pvc,
         waive(operator_waivers(deployment("hub", ns, _selector("hub"), hub_pod, 1, labels=_labels("hub"), strategy="Recreate",
-                                          pod_labels=_pod_labels("hub"), pod_annotations={"checksum/config": checksum})),
+                                          pod_labels=_pod_labels("hub", release.version), pod_annotations={"checksum/config": checksum})),
               "CKV_K8S_40", "the k8s-hub image runs as its own user (uid 1000), who owns the hub's files"),
-        service("hub", ns, _selector("hub"), [("http", 8081, "http")], labels=_labels("hub"),
+        service("hub", ns, _selector("hub"), [("hub", 8081, "http")], labels=_labels("hub"),
                 annotations={"prometheus.io/path": f"{BASE_URL}hub/metrics", "prometheus.io/port": "8081", "prometheus.io/scrape": "true"}),
         operator_waivers(deployment("proxy", ns, _selector("proxy"), proxy_pod, 1, labels=_labels("proxy"), strategy="Recreate",
-                                    pod_labels=_pod_labels("proxy")), api=False),
-        service("proxy-api", ns, _selector("proxy"), [("http-api", 8001, "api")], labels=_labels("proxy-api")),
+                                    pod_labels=_pod_labels("proxy", release.version)), api=False),
+        service("proxy-api", ns, _selector("proxy"), [(None, 8001, "api")], labels=_labels("proxy-api")),
         service("proxy-public", ns, _selector("proxy"), [("http", 80, "http")], labels=_labels("proxy-public")),
     ]
 
@@ -121,7 +121,10 @@ def _labels(component: str) -> dict[str, str]:
             "app.kubernetes.io/name": "jupyterhub"}
 
 
-def _pod_labels(component: str) -> dict[str, str]:
+def _pod_labels(component: str, version: str) -> dict[str, str]:
+    """The chart's pod labels beside the selector's: the app.kubernetes.io ones from chart 4.1 on."""
+    if version.startswith(("3.", "4.0.")):
+        return {}
     return {k: v for k, v in _labels(component).items() if k not in _selector(component)}
 
 
