@@ -14,6 +14,7 @@ and RBAC rules are flattened to `rules[<group>:<resource>]` -> verbs (core group
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import glob
 import json
@@ -87,19 +88,24 @@ def require_helm() -> str:
 def upstream_objects(shared: Path, package: ComponentPackage, release: Release, kubernetes_version: str) -> list[dict]:
     """Upstream's install of a release: its manifest file, every manifest at the top of its folder,
     or its Helm chart templated with tests/parity/<component>.values.yaml."""
-    source = shared / "upstream-installs" / release.upstream
+    return copy.deepcopy(_upstream_objects(shared, package.name, package.namespace, release.upstream, kubernetes_version))
+
+
+@functools.cache
+def _upstream_objects(shared: Path, name: str, namespace: str, upstream: str, kubernetes_version: str) -> list[dict]:
+    source = shared / "upstream-installs" / upstream
     if source.is_file():
         return _load(source.read_text())
     if (source / "Chart.yaml").is_file():
-        values = VALUES / f"{package.name}.values.yaml"
-        done = subprocess.run([require_helm(), "template", package.name, str(source), "--namespace", package.namespace,
+        values = VALUES / f"{name}.values.yaml"
+        done = subprocess.run([require_helm(), "template", name, str(source), "--namespace", namespace,
                                "--kube-version", kubernetes_version, "-f", str(values)],
                               capture_output=True, text=True, check=False)
         assert done.returncode == 0, f"helm template {source}: {done.stderr}"
         objects = _load(done.stdout)
         for o in objects:  # as `helm install --namespace` places them
             if o["kind"] not in CLUSTER_KINDS:
-                o["metadata"].setdefault("namespace", package.namespace)
+                o["metadata"].setdefault("namespace", namespace)
         return objects
     return [o for f in sorted(source.glob("*.yaml")) for o in _load(f.read_text())]
 

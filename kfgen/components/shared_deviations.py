@@ -20,16 +20,17 @@ HELM_LABELS = ("kfgen's own labels (app.kubernetes.io/managed-by: kfgen, app.kub
                "added by each base's kustomization) stand for the chart's bookkeeping labels (its release, chart and version)")
 
 
-def hardening(*workloads: tuple[str, str]) -> tuple[Deviation, ...]:
-    """The security context and node selector kfgen sets on the pods of each (kind, name) workload."""
+def hardening(*workloads: tuple[str, str], node_selector: bool = True) -> tuple[Deviation, ...]:
+    """The security contexts (and, where upstream has none, the node selector) kfgen sets on the pods of
+    each (kind, name) workload."""
     out = []
     for kind, name in workloads:
         out += [
             Deviation(kind, name, "spec.template.spec.securityContext", RESTRICTED + "; " + RUN_AS),
             Deviation(kind, name, "spec.template.spec.containers[*].securityContext", RESTRICTED),
-            Deviation(kind, name, "spec.template.spec.initContainers[*].securityContext", RESTRICTED),
-            Deviation(kind, name, "spec.template.spec.nodeSelector", LINUX),
         ]
+        if node_selector:
+            out.append(Deviation(kind, name, "spec.template.spec.nodeSelector", LINUX))
     return tuple(out)
 
 

@@ -25,5 +25,5 @@ DEVIATIONS = (
               "a liveness probe on every long-running container (checkov CKV_K8S_8), on the / (HTTPS) the readiness probe uses"),
     Deviation("Service", "workflow-controller-metrics", "*",
               "a Service for the controller's Prometheus metrics (port 9090), which upstream's install leaves out"),
-    *hardening(("Deployment", "workflow-controller"), ("Deployment", "argo-server")),
+    *hardening(("Deployment", "workflow-controller"), ("Deployment", "argo-server"), node_selector=False),
 )

@@ -45,7 +45,8 @@ DEVIATIONS = (
     Deviation("Deployment", "proxy", "spec.template.spec.volumes", SECRETS),
     Deviation("Deployment", "proxy", "spec.template.spec.serviceAccountName",
               "the proxy never calls the Kubernetes API: it runs as its own ServiceAccount, without a token"),
-    Deviation("Deployment", "proxy", "spec.template.spec.automountServiceAccountToken", "see serviceAccountName"),
+    Deviation("Deployment", "proxy", "spec.template.spec.automountServiceAccountToken",
+              "the proxy never calls the Kubernetes API, so its pod gets no ServiceAccount token"),
     Deviation("ServiceAccount", "proxy", "*", "the proxy's own ServiceAccount, without a token (automountServiceAccountToken: false)"),
     *hardening(("Deployment", "hub"), ("Deployment", "proxy")),
 )
