@@ -38,7 +38,7 @@ def _release(version: str) -> Release:
 class ArgoWorkflows(ComponentPackage):
     name = "argo-workflows"
     title = "Argo Workflows"
-    releases = tuple(_release(v) for v in ("v3.6.19", "v3.6.10", "v3.5.15"))
+    releases = tuple(_release(v) for v in ("v3.6.19", "v3.7.18", "v3.6.10", "v3.5.15"))
     namespace = "argo"
     runs = "pipelines"
     deviations = DEVIATIONS

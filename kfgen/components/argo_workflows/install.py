@@ -1,4 +1,4 @@
-"""Argo Workflows' cluster install: the workflow controller and the Argo server (v3.5 and v3.6)."""
+"""Argo Workflows' cluster install: the workflow controller and the Argo server (v3.5 to v3.7)."""
 
 from __future__ import annotations
 
