@@ -115,3 +115,13 @@ def test_images_include_your_own_manifests(kfgen, example):
     run = kfgen("images", example, "--env", "dev")
     assert run.code == 0, run.err
     assert "dev\tghcr.io/acme/exporter:2.0.1" in run.out.splitlines()
+
+
+def test_readme_shows_the_components_and_their_deviations(kfgen):
+    from kfgen.component_table import components_table
+
+    run = kfgen("components", "--deviations")
+    assert run.code == 0 and run.out == components_table(deviations=True)
+    block = (ROOT / "README.md").read_text().split("<!-- components -->\n")[1].split("<!-- /components -->")[0]
+    assert block == run.out
+    assert kfgen("components").out.splitlines()[2].startswith("| Argo Workflows | `argo-workflows` | v3.6.19 |")
