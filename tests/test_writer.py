@@ -5,9 +5,13 @@ line, every file left as it was."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from conftest import edit, git, read_tree
+
+pytestmark = pytest.mark.kustomize  # end to end: renders with the real kustomize
 
 
 def plant_provenance(folder, files=None):
