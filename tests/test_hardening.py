@@ -19,6 +19,8 @@ from conftest import copy_stack, read_tree
 from kfgen.load import load_bytes
 from kfgen.yamlio import dump
 
+pytestmark = pytest.mark.kustomize  # end to end: renders with the real kustomize
+
 LOCATED = re.compile(r"^\S+:\d+:\d+: ")
 QUICK_CORPUS = 70  # random mutants per CI run; `pytest tests/test_hardening.py --soak 5000` for a long soak
 

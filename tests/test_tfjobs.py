@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -60,6 +62,7 @@ def test_dynamic_workers_get_the_sparse_form():
         '{"sparseCluster":{"worker":{"0":"mnist-worker-0.kubeflow.svc:2222"},"ps":null},"task":{"type":"worker","index":0}}')
 
 
+@pytest.mark.kustomize
 def test_tf_config_comes_from_the_rendered_tfjob(kfgen, example, tmp_path):
     run = kfgen("tfjob", "tf-config", example, "--env", "prod", "--job", "iris", "--replica", "worker:3")
     assert run.code == 0, run.err

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kfgen.components.package import AcceleratorTarget, ComponentPackage, GatewayRoute, Release
+from kfgen.components.seldon_core.deviations import DEVIATIONS
 from kfgen.components.seldon_core.install import install
 from kfgen.components.seldon_core.models import serving_objects
 from kfgen.components.seldon_core.servers import PREDICTOR_SERVERS_KEY, server_image
@@ -27,6 +28,7 @@ class SeldonCore(ComponentPackage):
     title = "Seldon Core v1"
     releases = tuple(_release(v) for v in ("1.17.1", "1.18.2"))
     namespace = "seldon-system"
+    deviations = DEVIATIONS
     runs = "serving"
     workload_kinds = ("SeldonDeployment",)  # custom resources of workloads: synced one wave after the operators
     folder = Path(__file__).parent
