@@ -191,7 +191,7 @@ class AcceleratorProfile:
     image_variants: tuple[tuple[str, str], ...]  # (repository, tag suffix)
     mig_profiles: tuple[str, ...]
     tpu: Mapping[str, Any] | None
-    placement: Mapping[str, Placement]  # by scheme
+    placement: Mapping[str, Placement]  # by placement key (kfgen.accelerators.placement_key)
     source: str  # file it came from
 
 
@@ -211,6 +211,7 @@ class CloudProfile:
     artifacts: str | None
     placements: Mapping[str, Placement]  # this cloud's own placement per accelerator profile
     source: str
+    node_selection: str | None = None  # the default strategy of its environments (None: its scheme's)
 
 
 @dataclass(frozen=True)
@@ -228,11 +229,14 @@ class AcceleratorClass:
     image_variants: tuple[tuple[str, str], ...]
     mig: str | None
     topology: str | None
+    node_selection: str | None = None  # the strategy, when it is not the cloud's default (it names the Component)
 
     @property
     def slug(self) -> str:
         """Folder-safe, stable name of the Component that implements this class on a cloud."""
         parts = [self.name, self.profile.name]
+        if self.node_selection:
+            parts.append(self.node_selection)
         if self.count != 1:  # for TPUs: the chips per host, which the machine type decides
             parts.append(f"x{self.count}")
         if self.mig:

@@ -36,6 +36,7 @@ class Sources:
     stack_bytes: bytes
     files: dict[str, bytes] = field(default_factory=dict)  # relative path (as written, expanded) -> bytes
     profiles: dict[str, list[Document]] = field(default_factory=dict)  # clouds/accelerators -> docs, built-ins first
+    broken_profiles: set[str] = field(default_factory=set)  # names of the user's profiles that have problems (left out of `profiles`)
     inputs: list[Path] = field(default_factory=list)  # the stack file, every file and folder it references, the .git (resolved)
 
     @property

@@ -12,7 +12,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from kfgen.accelerators import resolve_class
+from kfgen.accelerators import offered_strategies, resolve_class, strategy_problem
 from kfgen.components import COMPONENTS, PACKAGES, RUNS_ON
 from kfgen.errors import InputError, Problem
 from kfgen.model import AcceptedRisk, Artifacts, Component, Environment, GitOps, Patch, Stack, Sync, Waiver, Workloads, frozen
@@ -157,25 +157,38 @@ class _Builder:
         self.check_namespaces(components, workloads, where)
 
         cloud = self.clouds.get(d["cloud"])
+        known_cloud = cloud is not None
         if cloud is None:
-            self.fail(env_path + ("cloud",), _unknown("cloud profile", d["cloud"], list(self.clouds)))
+            # what depends on the cloud is not checked (no second error for one mistake)
+            if d["cloud"] not in self.sources.broken_profiles:
+                self.fail(env_path + ("cloud",), _unknown("cloud profile", d["cloud"], list(self.clouds)))
             cloud = self.clouds["kind"]
-        classes = []
+        strategy = d.get("nodeSelection")
+        if known_cloud and strategy and strategy not in offered_strategies(cloud):
+            self.fail(env_path + ("nodeSelection",), strategy_problem(strategy, cloud))
+            strategy = None
+        classes, unresolved = [], set()
         for class_name, spec in sorted((d.get("accelerators") or {}).items()):
-            resolved, problems = resolve_class(class_name, spec, cloud, self.accelerators)
+            if not known_cloud or spec["type"] in self.sources.broken_profiles:
+                unresolved.add(class_name)
+                continue
+            resolved, problems = resolve_class(class_name, spec, cloud, self.accelerators, strategy)
             for rel, message in problems:
                 self.fail(env_path + ("accelerators", class_name) + rel, message)
             if resolved:
                 classes.append(resolved)
+            else:
+                unresolved.add(class_name)  # its own problem says why; the workloads that use it are not reported again
         env = Environment(
             name=name, cloud=cloud, destination=frozen(d.get("destination") or {"server": "https://kubernetes.default.svc"}),
             exposure=d.get("exposure", "internal"), identity=frozen(dict(d.get("identity") or {})),
-            artifacts=self.artifacts(name, d.get("artifacts"), cloud, env_path),
+            artifacts=self.artifacts(name, d.get("artifacts"), cloud if known_cloud else None, env_path),
             accelerators=tuple(classes), sync=_sync(name, d.get("sync") or {}),
             components=frozen(components), workloads=workloads,
         )
-        self.check_identity(env, env_path)
-        self.check_environment_workloads(env, where, env_path)
+        if known_cloud:
+            self.check_identity(env, env_path)
+        self.check_environment_workloads(env, where, env_path, unresolved)
         self.check_routes(env, where)
         return replace(env, accepted_risks=frozen(self.accepted_risks(env, where)))
 
@@ -224,10 +237,11 @@ class _Builder:
                               _unknown(f"{kind} workload", entry, list(declared.get(kind) or {}), where=f"spec.workloads.{kind}"), key=True)
 
     def artifacts(self, env: str, d: dict | None, cloud, env_path: tuple) -> Artifacts | None:
+        """The environment's artifact store (`cloud` None: unknown, its rules are not checked)."""
         if not d:
             return None
-        provider = cloud.artifacts or "s3"
-        if provider == "s3" and not cloud.identity_annotation:
+        provider = (cloud.artifacts if cloud else None) or "s3"
+        if cloud and provider == "s3" and not cloud.identity_annotation:
             for key in ("endpoint", "credentialsSecret"):
                 if not d.get(key):
                     self.fail(env_path + ("artifacts",), f"an S3-compatible store on {cloud.name} needs {key} (no workload identity there)")
@@ -242,7 +256,7 @@ class _Builder:
             elif env.cloud.identity_format and not re.match(env.cloud.identity_format, value):
                 self.fail(path, f"{value!r} is not a {env.cloud.name} identity (e.g. {env.cloud.identity_example})")
 
-    def check_environment_workloads(self, env: Environment, where: Where, env_path: tuple) -> None:
+    def check_environment_workloads(self, env: Environment, where: Where, env_path: tuple, unresolved: set[str]) -> None:
         for kind, component in RUNS_ON.items():
             for workload in env.workloads.enabled(kind):
                 if not env.components[component].enabled:
@@ -259,6 +273,8 @@ class _Builder:
                 continue
             rel = _accelerator_path(kind, name)
             klass = env.accelerator(accelerator)
+            if klass is None and accelerator in unresolved:
+                continue  # the class's own problem is reported
             if klass is None:
                 offered = ", ".join(a.name for a in env.accelerators) or "none"
                 self.fail(where(rel), f"accelerator class {accelerator!r} is not offered by environment {env.name!r} (it offers: {offered})")
