@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from kfgen.mirror import Mirror
+
 REPLICA_TYPES = ("Chief", "Worker", "PS", "Evaluator")
 PERSONAL_ROLES = ("notebooks", "argo-server")  # identities people use interactively: never the default one
 
@@ -52,7 +54,7 @@ class Component:
     namespace: str
     replicas: int | None
     resources: Resources | None  # user's override, merged over the catalog's defaults
-    image_registry: str | None
+    mirror: Mirror  # where its own images are pulled from (its imageRegistry, else the stack's spec.images)
     extra_resources: tuple[str, ...]
     patches: tuple[Patch, ...]
     settings: Any = None  # the component package's own typed settings (kfgen.components.<name>)

@@ -26,6 +26,7 @@ from kfgen.context import RenderContext
 from kfgen.envpatch import Identity, environment_overlay
 from kfgen.errors import InputError, Problem
 from kfgen.layout import assign_paths, object_path, split_api_version
+from kfgen.mirror import Mirror, repository
 from kfgen.model import Environment, Stack, thawed
 from kfgen.objects import Obj
 from kfgen.profile_components import accelerator_component, cloud_component
@@ -176,8 +177,43 @@ def _base(stack: Stack, name: str, objects: list[Obj], extras: list[Obj]) -> Tre
     }
     if patches:
         kustomization["patches"] = patches
+    if component is not None and (mirrored := mirrored_images(component.mirror, extras, [stack.files[p.path] for p in component.patches])):
+        kustomization["images"] = mirrored
     files["kustomization.yaml"] = dump(kustomization)
     return {f"base/{name}/{path}": text for path, text in files.items()}
+
+
+def mirrored_images(mirror: Mirror, objects: list[Obj], patch_files: list[bytes]) -> list[Obj]:
+    """kustomize `images` entries that send the images of your own manifests and patches through the
+    mirror (kfgen copies your files as they are; kustomize rewrites their container images)."""
+    if not mirror.active:
+        return []
+    found: set[str] = set()
+    for value in [*objects, *(d for raw in patch_files for d in load_all(raw.decode("utf-8")))]:
+        found.update(_image_fields(value))
+    entries = {}
+    for image in sorted(found):
+        name, new_name = repository(image), repository(mirror.rewrite(image))
+        if new_name != name:
+            entries[name] = {"name": name, "newName": new_name}
+    return [entries[n] for n in sorted(entries)]
+
+
+def _image_fields(value: object) -> set[str]:
+    """Every `image: <string>` in a manifest or patch (JSON 6902 operations included)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if isinstance(value.get("path"), str) and value["path"].endswith("/image") and isinstance(value.get("value"), str):
+            found.add(value["value"])
+        for key, child in value.items():
+            if key == "image" and isinstance(child, str):
+                found.add(child)
+            else:
+                found |= _image_fields(child)
+    elif isinstance(value, list):
+        for child in value:
+            found |= _image_fields(child)
+    return found
 
 
 def _safe(ref: str) -> str:

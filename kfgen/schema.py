@@ -80,19 +80,37 @@ def schema_problems(doc: Document) -> list[Problem]:
     return problems
 
 
+def nullable_branch(schema: dict) -> dict | None:
+    """The value's own schema of a field that also accepts null (`anyOf: [<schema>, {type: null}]`)."""
+    branches = schema.get("anyOf") if isinstance(schema, dict) else None
+    if isinstance(branches, list) and len(branches) == 2 and {"type": "null"} in branches:
+        return next(b for b in branches if b != {"type": "null"})
+    return None
+
+
+def is_nullable(schema: dict) -> bool:
+    """Whether null is accepted (it unsets the field)."""
+    kind = schema.get("type")
+    return nullable_branch(schema) is not None or (isinstance(kind, list) and "null" in kind)
+
+
 def _resolve(schema: dict) -> dict:
-    """Follow $ref and single-allOf wrappers to the schema that holds properties."""
+    """Follow $ref, single-allOf and nullable anyOf wrappers to the schema that holds properties."""
     root = stack_schema()
     while True:
+        if (branch := nullable_branch(schema)) is not None:
+            schema = {**{k: v for k, v in schema.items() if k != "anyOf"}, **{k: v for k, v in branch.items() if k != "description"},
+                      "nullable": True}
+            continue
         if "$ref" in schema:
             target = root
             for part in schema["$ref"].removeprefix("#/").split("/"):
                 target = target[part]
-            schema = {**target, **{k: v for k, v in schema.items() if k != "$ref" and k != "description"}}
+            schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}  # the field's own description wins
             continue
         if "allOf" in schema and len(schema["allOf"]) == 1 and "properties" not in schema:
             inner = schema["allOf"][0]
-            schema = {**{k: v for k, v in schema.items() if k != "allOf"}, **_resolve(inner),
+            schema = {**_resolve(inner), **{k: v for k, v in schema.items() if k != "allOf"},
                       "required": schema.get("required", []) + _resolve(inner).get("required", [])}
             continue
         return schema
@@ -126,10 +144,16 @@ def explain_error(doc: Document, error: ValidationError) -> Iterator[Problem]:
         suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
         yield doc.problem(path, f"{error.instance!r} is not one of: {', '.join(options)}{suffix}")
         return
+    if kind == "anyOf" and (branch := nullable_branch(schema)) is not None:
+        index = schema["anyOf"].index(branch)  # null was not given: explain why the value fails its own schema
+        for sub in sorted(error.context or [], key=lambda e: list(e.absolute_path)):
+            if sub.relative_schema_path and sub.relative_schema_path[0] == index:
+                yield from explain_error(doc, sub)
+        return
     if kind == "type":
         expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
         words = " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in expected)
-        yield doc.problem(path, f"expected {words}, got {_describe(error.instance)}")
+        yield doc.problem(path, f"expected {words}, got {_describe(error.instance)}{_hint(doc, path, error.instance, expected)}")
         return
     if kind == "const":
         yield doc.problem(path, f"expected {error.validator_value!r}, got {_describe(error.instance)}")
@@ -139,6 +163,18 @@ def explain_error(doc: Document, error: ValidationError) -> Iterator[Problem]:
         yield doc.problem(path, f"{error.instance!r} is not valid: expected {_first_sentence(description)}")
         return
     yield doc.problem(path, error.message)
+
+
+def _hint(doc: Document, path: tuple, value: Any, expected: list) -> str:
+    """What to write instead, where the value is a common YAML surprise."""
+    if value is None:
+        return " (null unsets only optional fields without a default)"
+    if "string" in expected and isinstance(value, (int, float)) and not isinstance(value, bool):
+        written = doc.text_at(path) or str(value)
+        if written != str(value):
+            return f" (YAML reads {written} as the number {value}): quote it, \"{written}\""
+        return f": quote it, \"{written}\""
+    return ""
 
 
 def _describe(value: Any) -> str:
@@ -222,6 +258,8 @@ def describe_schema(path: str, schema: dict) -> str:
 
 
 def _type_name(schema: dict) -> str:
+    if schema.get("nullable"):
+        return _type_name({k: v for k, v in schema.items() if k != "nullable"}) + "|null"
     if "enum" in schema:
         return "enum"
     if "const" in schema:

@@ -15,13 +15,14 @@ from typing import Any
 from kfgen.accelerators import offered_strategies, resolve_class, strategy_problem
 from kfgen.components import COMPONENTS, PACKAGES, RUNS_ON
 from kfgen.errors import InputError, Problem
+from kfgen.mirror import Mirror
 from kfgen.model import AcceptedRisk, Artifacts, Component, Environment, GitOps, Patch, Stack, Sync, Waiver, Workloads, frozen
 from kfgen.plan import Tree, plan
 from kfgen.profiles import profile_index
 from kfgen.risks import refusal
 from kfgen.schema import schema_at
 from kfgen.sources import Sources, normalized
-from kfgen.workload_specs import Where, WorkloadBuilder, merged
+from kfgen.workload_specs import Where, WorkloadBuilder, merged, without_nulls
 
 PROD_NAMES = ("prod", "production")
 GATEWAY_RESERVED = "/ambassador/"
@@ -51,7 +52,8 @@ class _Builder:
         self.spec = self.doc.data["spec"]
         self.problems: list[Problem] = []
         self.clouds, self.accelerators = profile_index(sources.profiles)
-        self.specs = WorkloadBuilder(self.fail)
+        self.mirror = Mirror.of_stack(self.spec.get("images"))
+        self.specs = WorkloadBuilder(self.fail, self.mirror)
         self.acceptances = tuple(AcceptedRisk(r["risk"], tuple(r["environments"]) if "environments" in r else None, r["reason"],
                                               ("spec", "acceptedRisks", i))
                                  for i, r in enumerate(self.spec.get("acceptedRisks") or []))
@@ -65,14 +67,19 @@ class _Builder:
         def stack_where(rel: tuple) -> tuple:
             return ("spec",) + rel
 
-        components = self.components(spec.get("components") or {}, stack_where)
-        workloads = self.specs.workloads(spec.get("workloads") or {}, stack_where)
+        components = self.components(without_nulls(spec.get("components") or {}), stack_where)
+        workloads = self.specs.workloads(without_nulls(spec.get("workloads") or {}), stack_where)
         self.check_namespaces(components, workloads, stack_where)
         environments = tuple(self.environment(name, env) for name, env in sorted(spec["environments"].items()))
         for acceptance in self.acceptances:
             if acceptance not in self.used_acceptances:
                 where = f"environment {', '.join(acceptance.environments)}" if acceptance.environments else "any environment"
                 self.fail(acceptance.written_at, f"accepts the risk {acceptance.risk!r}, which {where} does not take; remove it")
+        for source in sorted((spec.get("images") or {}).get("rewrites") or {}):
+            host = source.split("/", 1)[0]
+            if not ("." in host or ":" in host or host == "localhost"):
+                self.fail(("spec", "images", "rewrites", source), f"{source!r} does not start with a registry host; name the registry as "
+                                                                  "image references do (docker.io, quay.io, ghcr.io/acme, ...)", key=True)
         gitops = spec["gitops"]
         if ".." in gitops.get("path", "deploy").split("/"):
             self.fail(("spec", "gitops", "path"), "must stay inside the repository (no '..')")
@@ -108,7 +115,7 @@ class _Builder:
             namespace=data.get("namespace", _default(f"spec.components.{name}.namespace")),
             replicas=data.get("replicas"),
             resources=self.specs.user_resources(data["resources"], where(path + ("resources",))) if data.get("resources") else None,
-            image_registry=data.get("imageRegistry"),
+            mirror=self.mirror.for_component(data.get("imageRegistry")),
             extra_resources=tuple(normalized(r) for r in data.get("extraResources") or ()),
             patches=tuple(Patch(normalized(p["path"]), frozen(p.get("target")) if p.get("target") else None) for p in data.get("patches") or ()),
             settings=package.settings(data),
@@ -152,8 +159,8 @@ class _Builder:
             return candidate if candidate in self.doc.values else ("spec",) + rel
 
         self.check_override_targets(overrides.get("workloads") or {}, override_root)
-        components = self.components(merged(self.spec.get("components") or {}, overrides.get("components") or {}), where)
-        workloads = self.specs.workloads(merged(self.spec.get("workloads") or {}, overrides.get("workloads") or {}), where)
+        components = self.components(merged(without_nulls(self.spec.get("components") or {}), overrides.get("components") or {}), where)
+        workloads = self.specs.workloads(merged(without_nulls(self.spec.get("workloads") or {}), overrides.get("workloads") or {}), where)
         self.check_namespaces(components, workloads, where)
 
         cloud = self.clouds.get(d["cloud"])

@@ -9,6 +9,7 @@ import re
 from typing import Any, Callable
 
 from kfgen.images import unpinned
+from kfgen.mirror import Mirror
 from kfgen.model import (
     REPLICA_TYPES,
     NotebookProfile,
@@ -48,20 +49,32 @@ def image_problem(image: str) -> str | None:
 
 
 def merged(base: Any, override: Any) -> Any:
-    """Mappings merge key by key; anything else in the override replaces the base."""
+    """Mappings merge key by key; anything else in the override replaces the base; null in the
+    override unsets the key (the schema allows it only where a field is optional)."""
     if isinstance(base, dict) and isinstance(override, dict):
         out = dict(base)
         for key, value in override.items():
-            out[key] = merged(base.get(key), value) if key in base else value
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = merged(base.get(key), value) if key in base else without_nulls(value)
         return out
-    return override
+    return without_nulls(override)
+
+
+def without_nulls(value: Any) -> Any:
+    """The data with every null-valued key left out (null means unset, as if it were not written)."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    return value
 
 
 class WorkloadBuilder:
     """Builds Workloads; `fail(path, message, key=False)` records a problem at a document path."""
 
-    def __init__(self, fail: Fail):
+    def __init__(self, fail: Fail, mirror: Mirror | None = None):
         self.fail = fail
+        self.mirror = mirror or Mirror()
 
     def user_resources(self, data: dict, path: tuple) -> Resources:
         """Resources exactly as written (canonical quantities); defaults are merged by the catalog."""
@@ -101,9 +114,10 @@ class WorkloadBuilder:
         return Workloads(data.get("namespace", "ml"), training, serving, pipelines, notebooks)
 
     def pinned(self, image: str | None, path: tuple) -> str:
+        """The image as the cluster pulls it (through the stack's mirror), after checking it is pinned."""
         if image and (problem := image_problem(image)):
             self.fail(path, problem)
-        return image or ""
+        return self.mirror.rewrite(image) if image else ""
 
     def training_job(self, name: str, d: dict, where: Where) -> TrainingJob:
         path = ("workloads", "training", name)

@@ -38,7 +38,6 @@ from kfgen.objects import (
     pod_security,
     pod_spec,
     resources_of,
-    rewrite_image,
     role,
     rule,
     service,
@@ -57,7 +56,7 @@ CONFIG_DIR = "/usr/local/etc/jupyterhub/kfgen"
 
 def install(component: Component, release: Release, ctx: RenderContext) -> list[Obj]:
     ns = component.namespace
-    images = {k: rewrite_image(v, component.image_registry) for k, v in release.images.items()}
+    images = {k: component.mirror.rewrite(v) for k, v in release.images.items()}
     secret = component.settings.secret_name
     data = hub_config(component, ctx)
     hub_rules = [

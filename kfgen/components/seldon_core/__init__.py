@@ -12,7 +12,7 @@ from kfgen.components.seldon_core.models import serving_objects
 from kfgen.components.seldon_core.servers import PREDICTOR_SERVERS_KEY, server_image
 from kfgen.context import RenderContext
 from kfgen.model import Component, Environment
-from kfgen.objects import Obj, rewrite_image
+from kfgen.objects import Obj
 from kfgen.vocabulary import ACCELERATOR_LABEL
 
 
@@ -48,7 +48,7 @@ class SeldonCore(ComponentPackage):
         found = set()
         for model in ctx.workloads.enabled("serving"):
             if model.server != "CUSTOM" and not model.image:
-                found.add(rewrite_image(server_image(component.version, model.server, model.protocol), component.image_registry))
+                found.add(component.mirror.rewrite(server_image(component.version, model.server, model.protocol)))
         return found
 
     def image_catalogs(self) -> tuple[str, ...]:

@@ -29,8 +29,8 @@ DEVIATIONS = (
               "see rules[v1:*]: the chart's services/status rule names the nonexistent `v1` group"),
     Deviation("ConfigMap", "seldon-config", "data.predictor_servers",
               "only the prepackaged servers a kfgen serving workload can name (TENSORFLOW, SKLEARN, XGBOOST, TRITON), with "
-              "fully qualified images (docker.io/...) so imageRegistry mirrors rewrite them and `kfgen images` lists the ones in use"),
-    Deviation("ConfigMap", "seldon-config", "data.storageInitializer.image", "a fully qualified image, for imageRegistry mirrors"),
+              "fully qualified images (docker.io/...) so registry mirrors rewrite them and `kfgen images` lists the ones in use"),
+    Deviation("ConfigMap", "seldon-config", "data.storageInitializer.image", "a fully qualified image, for registry mirrors"),
     Deviation("ConfigMap", "seldon-config", "data.explainer", "kfgen renders no explainers"),
     Deviation("Deployment", "seldon-controller-manager", f"{MANAGER}.args",
               "the chart's template ends the flags with an empty argument (left by its optional flags); kfgen passes none"),
