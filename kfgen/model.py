@@ -43,6 +43,7 @@ class Resources:
 class Patch:
     path: str  # relative to the stack file, as written
     target: Mapping[str, str] | None
+    written_at: tuple = ()  # its entry's path in the stack document (where a patch kustomize cannot apply is reported)
 
 
 @dataclass(frozen=True)

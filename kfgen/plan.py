@@ -27,7 +27,7 @@ from kfgen.envpatch import Identity, environment_overlay
 from kfgen.errors import InputError, Problem
 from kfgen.layout import assign_paths, object_path, split_api_version
 from kfgen.mirror import Mirror, repository
-from kfgen.model import Environment, Stack, thawed
+from kfgen.model import Environment, Patch, Stack, thawed
 from kfgen.objects import Obj
 from kfgen.profile_components import accelerator_component, cloud_component
 from kfgen.vocabulary import COMPONENT_LABEL, KUSTOMIZATION_API, KUSTOMIZE_COMPONENT_API, MANAGED_BY, PART_OF, WORKLOADS_BASE
@@ -72,7 +72,14 @@ def plan(stack: Stack) -> Tree:
         env_bases = component_objects(env_ctx, env_components(env))
         matched |= {w for w in stack.waivers if waiver_targets(w, env_bases)}  # objects only this environment has
         names = [WORKLOADS_BASE, *env_components(env)]
-        overlay_files = _overrides(stack, {n: bases[n] for n in names}, env_bases)
+        own_extras = {n: _extra_objects(stack, n, env) for n in env_components(env)}
+        own_extras = {n: objects for n, objects in own_extras.items() if objects}
+        matched |= {w for w in stack.waivers if waiver_targets(w, own_extras)}
+        extra_bases = []
+        for name in sorted(own_extras):
+            tree.update(_env_extras(stack, env, name, own_extras[name]))
+            extra_bases.append(f"extra/{name}")
+        overlay_files = _overrides(stack, {n: bases[n] for n in names}, env_bases, _own_patches(stack, env))
         tree.update({f"envs/{env.name}/overrides/{path}": text for path, text in overlay_files.items()})
         components = ["overrides"] if overlay_files else []
         env_profile_components = [m for m in [cloud_component(env.cloud), *(accelerator_component(env.cloud, k) for k in env.accelerators)] if m]
@@ -80,9 +87,9 @@ def plan(stack: Stack) -> Tree:
             if profile_components.setdefault(component.name, component.files) != component.files:
                 raise AssertionError(f"two different Components named {component.name}")  # a bug: names must say what differs
             components.append(f"../../components/{component.name}")
-        inventory[env.name] = _inventory(env_bases, {n: extras.get(n, []) for n in env_bases}, env_profile_components)
+        inventory[env.name] = _inventory(env_bases, {n: extras.get(n, []) + own_extras.get(n, []) for n in env_bases}, env_profile_components)
         kustomization = {"apiVersion": KUSTOMIZATION_API, "kind": "Kustomization",
-                         "resources": [f"../../base/{n}" for n in names]}
+                         "resources": [f"../../base/{n}" for n in names] + extra_bases}
         if components:
             kustomization["components"] = components
         tree[f"envs/{env.name}/kustomization.yaml"] = dump(kustomization)
@@ -133,17 +140,50 @@ def _extra_waivers(stack: Stack, extras: list[Obj]) -> list[Obj]:
     return patches
 
 
-def _extra_files(stack: Stack, name: str) -> list[tuple[str, str]]:
-    """(path as referenced, text) of a component's extraResources, folders expanded."""
+def _extra_files(stack: Stack, name: str, env: Environment | None = None) -> list[tuple[str, str]]:
+    """(path as referenced, text) of a component's extraResources, folders expanded: the stack's, or
+    with `env` the ones only that environment adds."""
     component = stack.components.get(name)
     if component is None:
         return []
-    return [(source, content.decode("utf-8")) for ref in component.extra_resources
+    refs = component.extra_resources
+    if env is not None:
+        refs = tuple(r for r in env.components[name].extra_resources if r not in component.extra_resources)
+    return [(source, content.decode("utf-8")) for ref in refs
             for source, content in sorted(stack.files.items()) if source == ref or source.startswith(ref.rstrip("/") + "/")]
 
 
-def _extra_objects(stack: Stack, name: str) -> list[Obj]:
-    return [d for _, text in _extra_files(stack, name) for d in load_all(text) if isinstance(d, dict)]
+def _extra_objects(stack: Stack, name: str, env: Environment | None = None) -> list[Obj]:
+    return [d for _, text in _extra_files(stack, name, env) for d in load_all(text) if isinstance(d, dict)]
+
+
+def _env_extras(stack: Stack, env: Environment, name: str, objects: list[Obj]) -> Tree:
+    """envs/<env>/extra/<component>/: the extraResources only this environment adds, as a kustomization of
+    their own (your files as they are, labelled like the component's base)."""
+    files: Tree = {}
+    for source, text in _extra_files(stack, name, env):
+        files[_safe(source)] = text
+    kustomization: Obj = {"apiVersion": KUSTOMIZATION_API, "kind": "Kustomization",
+                          "labels": [{"includeSelectors": False, "pairs": common_labels(stack, name)}], "resources": sorted(files)}
+    patches = []
+    for i, waiver_patch in enumerate(_extra_waivers(stack, objects), 1):
+        files[f"waivers-{i}.yaml"] = dump(waiver_patch)
+        patches.append({"path": f"waivers-{i}.yaml"})
+    if patches:
+        kustomization["patches"] = patches
+    if mirrored := mirrored_images(env.components[name].mirror, objects, []):
+        kustomization["images"] = mirrored
+    files["kustomization.yaml"] = dump(kustomization)
+    return {f"envs/{env.name}/extra/{name}/{path}": text for path, text in files.items()}
+
+
+def _own_patches(stack: Stack, env: Environment) -> list[tuple[str, Patch]]:
+    """(component, patch) of the patches only this environment adds, in the stack's order."""
+    own = []
+    for name in env_components(env):
+        written = [(p.path, p.target) for p in stack.components[name].patches]
+        own += [(name, p) for p in env.components[name].patches if (p.path, p.target) not in written]
+    return own
 
 
 def _base(stack: Stack, name: str, objects: list[Obj], extras: list[Obj]) -> Tree:
@@ -222,8 +262,9 @@ def _safe(ref: str) -> str:
     return "/".join(parts)
 
 
-def _overrides(stack: Stack, base: dict[str, list[Obj]], env: dict[str, list[Obj]]) -> Tree:
-    """The environment's overrides Component (empty tree when the environment changes nothing)."""
+def _overrides(stack: Stack, base: dict[str, list[Obj]], env: dict[str, list[Obj]], own: list[tuple[str, Patch]]) -> Tree:
+    """The environment's overrides Component (empty tree when the environment changes nothing): the
+    difference of its objects, then the patches it adds (each kept to its component's objects)."""
     overlay = environment_overlay(base, env)
     files: Tree = {}
     patches, resources = [], []
@@ -243,6 +284,16 @@ def _overrides(stack: Stack, base: dict[str, list[Obj]], env: dict[str, list[Obj
         path = f"resources/{object_path(o)}"
         files[path] = dump(o)
         resources.append(path)
+    for name, patch in own:
+        path = f"yours/{name}/{_safe(patch.path)}"
+        files[path] = stack.files[patch.path].decode("utf-8")
+        entry: Obj = {"path": path}
+        if patch.target:
+            target = thawed(patch.target)
+            selector = f"{COMPONENT_LABEL}={name}"  # a Component sees every base: keep the patch to its component's objects
+            target["labelSelector"] = f"{target['labelSelector']},{selector}" if target.get("labelSelector") else selector
+            entry["target"] = target
+        patches.append(entry)
     if not files:
         return {}
     component: Obj = {"apiVersion": KUSTOMIZE_COMPONENT_API, "kind": "Component"}

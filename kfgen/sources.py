@@ -71,20 +71,18 @@ def read_sources(stack_path: Path, display: str | None = None, allow_outside: bo
     root = repo_root(sources.stack_dir)
     sources.inputs += [sources.stack_path, root / ".git"]
     spec = doc.data.get("spec", {})
-    for name, component in sorted((spec.get("components") or {}).items()):
-        base = ("spec", "components", name)
-        for i, ref in enumerate(component.get("extraResources") or []):
-            problems += _read_manifests(sources, root, allow_outside, ref, base + ("extraResources", i), check=manifest_problems)
-        for i, patch in enumerate(component.get("patches") or []):
-            problems += _read_manifests(sources, root, allow_outside, patch["path"], base + ("patches", i, "path"), folder_ok=False,
-                                        check=patch_problems)
+    entries: list[tuple[tuple, dict]] = [(("spec", "components", name), component)
+                                         for name, component in sorted((spec.get("components") or {}).items())]
     for env_name, env in sorted((spec.get("environments") or {}).items()):
         overrides = (env.get("overrides") or {}).get("components") or {}
         for name, component in sorted(overrides.items()):
-            for key in ("extraResources", "patches", "namespace", "install"):
-                if key in component:
-                    problems.append(doc.problem(("spec", "environments", env_name, "overrides", "components", name, key),
-                                                f"{key} cannot be overridden per environment; set it in spec.components.{name}", key=True))
+            entries.append((("spec", "environments", env_name, "overrides", "components", name), component))
+    for base, component in entries:  # the stack's extras and patches, then each environment's own
+        for i, ref in enumerate((component or {}).get("extraResources") or []):
+            problems += _read_manifests(sources, root, allow_outside, ref, base + ("extraResources", i), check=manifest_problems)
+        for i, patch in enumerate((component or {}).get("patches") or []):
+            problems += _read_manifests(sources, root, allow_outside, patch["path"], base + ("patches", i, "path"), folder_ok=False,
+                                        check=patch_problems)
     profile_folders = []
     for i, ref in enumerate(spec.get("profiles") or []):
         folder, problem = _resolve(sources, root, allow_outside, ref, ("spec", "profiles", i))

@@ -101,12 +101,28 @@ class _Builder:
 
     # --- components ------------------------------------------------------------------------
 
-    def components(self, data: dict, where: Where) -> dict[str, Component]:
-        return {name: self.component(name, data.get(name) or {}, where) for name in COMPONENTS}
+    def components(self, data: dict, where: Where, own: dict | None = None, own_path: tuple = ()) -> dict[str, Component]:
+        """Every component, from its merged settings; `own`: an environment's overrides of the components,
+        whose extraResources and patches come after the stack's (at `own_path` in the document)."""
+        return {name: self.component(name, data.get(name) or {}, where, (own or {}).get(name) or {}, own_path + (name,))
+                for name in COMPONENTS}
 
-    def component(self, name: str, data: dict, where: Where) -> Component:
+    def component(self, name: str, data: dict, where: Where, own: dict | None = None, own_path: tuple = ()) -> Component:
         path = ("components", name)
         package = PACKAGES[name]
+        extras = [normalized(r) for r in data.get("extraResources") or ()]
+        patches = [Patch(normalized(p["path"]), frozen(p.get("target")) if p.get("target") else None, ("spec", *path, "patches", i))
+                   for i, p in enumerate(data.get("patches") or ())]
+        for i, ref in enumerate((own or {}).get("extraResources") or ()):
+            if normalized(ref) in extras:
+                self.fail(own_path + ("extraResources", i), f"{ref!r} is already in spec.components.{name}.extraResources, "
+                                                            "which every environment has")
+            extras.append(normalized(ref))
+        for i, p in enumerate((own or {}).get("patches") or ()):
+            patch = Patch(normalized(p["path"]), frozen(p.get("target")) if p.get("target") else None, own_path + ("patches", i))
+            if any((q.path, q.target) == (patch.path, patch.target) for q in patches):
+                self.fail(own_path + ("patches", i), f"this patch is already in spec.components.{name}.patches, which every environment has")
+            patches.append(patch)
         component = Component(
             name=name,
             enabled=data.get("enabled", True),
@@ -116,8 +132,8 @@ class _Builder:
             replicas=data.get("replicas"),
             resources=self.specs.user_resources(data["resources"], where(path + ("resources",))) if data.get("resources") else None,
             mirror=self.mirror.for_component(data.get("imageRegistry")),
-            extra_resources=tuple(normalized(r) for r in data.get("extraResources") or ()),
-            patches=tuple(Patch(normalized(p["path"]), frozen(p.get("target")) if p.get("target") else None) for p in data.get("patches") or ()),
+            extra_resources=tuple(extras),
+            patches=tuple(patches),
             settings=package.settings(data),
         )
         package.check(component, lambda rel, message: self.fail(where(path + rel), message))
@@ -159,7 +175,15 @@ class _Builder:
             return candidate if candidate in self.doc.values else ("spec",) + rel
 
         self.check_override_targets(overrides.get("workloads") or {}, override_root)
-        components = self.components(merged(without_nulls(self.spec.get("components") or {}), overrides.get("components") or {}), where)
+        own = overrides.get("components") or {}  # its own extraResources and patches add to the stack's
+        for component_name, entry in sorted(own.items()):
+            for key in ("namespace", "install"):
+                if key in (entry or {}):
+                    self.fail(override_root + ("components", component_name, key),
+                              f"{key} cannot be overridden per environment; set it in spec.components.{component_name}", key=True)
+        settings = {n: {k: v for k, v in (c or {}).items() if k not in ("extraResources", "patches")} for n, c in own.items()}
+        components = self.components(merged(without_nulls(self.spec.get("components") or {}), settings), where, own,
+                                     override_root + ("components",))
         workloads = self.specs.workloads(merged(without_nulls(self.spec.get("workloads") or {}), overrides.get("workloads") or {}), where)
         self.check_namespaces(components, workloads, where)
 

@@ -209,3 +209,27 @@ def test_the_same_bytes_whatever_the_kustomize_engine(tmp_path):
             find_engine.cache_clear()
         trees.append(read_tree(tmp_path / f"out-{i}"))
     assert trees[0] == trees[1]
+
+
+def test_an_environments_own_extras_and_patches_render_in_that_environment_only(kfgen, example, tmp_path):
+    (example.parent / "gke").mkdir()
+    (example.parent / "gke" / "storageclass.yaml").write_text(
+        "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: fast-ssd}\nprovisioner: pd.csi.storage.gke.io\n"
+        "parameters: {type: pd-ssd}\nvolumeBindingMode: WaitForFirstConsumer\n")
+    (example.parent / "gke" / "hub-memory.yaml").write_text(
+        "- {op: replace, path: /spec/template/spec/containers/0/resources/limits/memory, value: 2Gi}\n")
+    edit(example, "          seldon-core:\n            replicas: 2\n",
+         "          seldon-core:\n            replicas: 2\n          ambassador:\n"
+         "            extraResources: [gke/storageclass.yaml]\n          jupyterhub:\n"
+         "            patches: [{path: gke/hub-memory.yaml, target: {kind: Deployment, name: hub}}]\n")
+    out = tmp_path / "out"
+    run = kfgen("render", example, "--out", out)
+    assert run.code == 0, run.err
+    (sc,) = load_all((out / "rendered/prod/ambassador/cluster/storageclass-fast-ssd.yaml").read_text())
+    assert sc["metadata"]["labels"]["kfgen.io/component"] == "ambassador"
+    assert not list((out / "rendered/dev").rglob("storageclass-fast-ssd.yaml"))
+    hubs = {env: load_all((out / f"rendered/{env}/jupyterhub/jupyterhub/deployment-hub.yaml").read_text())[0] for env in ("dev", "prod")}
+    assert hubs["prod"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "2Gi"
+    assert hubs["dev"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "1Gi"
+    (proxy,) = load_all((out / "rendered/prod/jupyterhub/jupyterhub/deployment-proxy.yaml").read_text())
+    assert proxy["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "512Mi"  # the patch's target only
