@@ -82,19 +82,23 @@ def init(directory: Path, name: str | None, repo_url: str) -> int:
 
     from kfgen.schema import schema_text
 
-    name = name or _dns_name(directory.resolve().name)
+    wanted = name or directory.resolve().name
+    name = _dns_name(wanted)  # metadata.name is a DNS label: "Acme ML" is written acme-ml
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     text = environment.from_string(template_path("stack.yaml.j2").read_text()).render(name=name, repo_url=repo_url, path="deploy")
     directory.mkdir(parents=True, exist_ok=True)
     for path, content in ((target, text), (schema_copy, schema_text())):
         with open(path, "x", encoding="utf-8") as handle:  # "x": fails on anything already there, a symlink included
             handle.write(content)
-    click.echo(f"wrote {target} and {schema_copy}; next: kfgen validate {target}")
+    renamed = f" (named {name!r}: a stack's name is a DNS label)" if name != wanted else ""
+    click.echo(f"wrote {target} and {schema_copy}{renamed}; next: kfgen validate {target}")
     return EXIT_OK
 
 
 def _dns_name(text: str) -> str:
-    cleaned = "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:63].strip("-")
+    """A DNS-1123 label from free text: lowercase ASCII letters and digits, runs of anything else one '-'."""
+    words = "".join(c if c.isascii() and c.isalnum() else " " for c in text.lower()).split()
+    cleaned = "-".join(words)[:63].strip("-")
     return cleaned or "ml-platform"
 
 

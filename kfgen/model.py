@@ -149,6 +149,7 @@ class NotebookProfile:
     resources: Resources
     accelerator: str | None
     default: bool
+    max_age: int | None = None  # seconds a server may run (its pod's activeDeadlineSeconds)
 
 
 @dataclass(frozen=True)

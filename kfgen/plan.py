@@ -30,7 +30,7 @@ from kfgen.mirror import Mirror, repository
 from kfgen.model import Environment, Patch, Stack, thawed
 from kfgen.objects import Obj
 from kfgen.profile_components import accelerator_component, cloud_component
-from kfgen.vocabulary import COMPONENT_LABEL, KUSTOMIZATION_API, KUSTOMIZE_COMPONENT_API, MANAGED_BY, PART_OF, WORKLOADS_BASE
+from kfgen.vocabulary import COMPONENT_LABEL, KUSTOMIZATION_API, KUSTOMIZE_COMPONENT_API, MANAGED_BY, OWN_PATCHES, PART_OF, WORKLOADS_BASE
 from kfgen.yamlio import dump, load_all
 
 Tree = dict[str, str]
@@ -285,7 +285,7 @@ def _overrides(stack: Stack, base: dict[str, list[Obj]], env: dict[str, list[Obj
         files[path] = dump(o)
         resources.append(path)
     for name, patch in own:
-        path = f"yours/{name}/{_safe(patch.path)}"
+        path = f"{OWN_PATCHES}{name}/{_safe(patch.path)}"
         files[path] = stack.files[patch.path].decode("utf-8")
         entry: Obj = {"path": path}
         if patch.target:

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Callable
 
 from kfgen.errors import EXIT_FINDINGS, KfgenError
-from kfgen.kustomize import Engine, find_engine
+from kfgen.build_failure import explain_build_failure
+from kfgen.kustomize import BuildError, Engine, find_engine
 from kfgen.lint import Violation, lint_objects
 from kfgen.model import Stack
 from kfgen.plan import provenance
@@ -44,7 +45,7 @@ class RenderResult:
 
 def load_stack(stack_path: Path, display: str | None = None, allow_outside: bool = False) -> Stack:
     """The validated stack (InputError with every problem otherwise), exactly as render validates it."""
-    return validate(read_sources(stack_path, display, allow_outside))[0]
+    return validate(read_sources(stack_path, display, allow_outside, collect=True))[0]
 
 
 def default_out(stack_path: Path, stack: Stack) -> Path:
@@ -56,7 +57,7 @@ def render(stack_path: Path, out: Path | None = None, *, display: str | None = N
            allow_outside: bool = False, progress: Callable[[str], None] | None = None) -> RenderResult:
     """Render the stack into `out`; on any failure the previous `out` is left exactly as it was."""
     timer = _Timer()
-    sources = timer.run("load", read_sources, stack_path, display, allow_outside)
+    sources = timer.run("load", lambda: read_sources(stack_path, display, allow_outside, collect=True))
     stack, tree = timer.run("validate", validate, sources)  # validation includes the (pure) plan
     out = out or default_out(stack_path, stack)
     engine = timer.run("engine", find_engine, kustomize)
@@ -83,7 +84,10 @@ def _write(out: Path, sources: Sources, stack: Stack, tree: dict[str, str], engi
                 if progress:
                     progress(folder.name)
 
-            streams = timer.run("hydrate", engine.build_all, [staging / "envs" / name for name in envs], built)
+            try:
+                streams = timer.run("hydrate", engine.build_all, [staging / "envs" / name for name in envs], built)
+            except BuildError as failure:  # a patch of yours kustomize cannot apply is bad input, at its entry in the stack
+                raise explain_build_failure(failure, stack, tree, engine, sources.doc, staging) from None
             rendered: dict[str, dict] = {}
             for name, stream in zip(envs, streams):
                 files = split_rendered(name, stream)

@@ -37,12 +37,28 @@ def validate(sources: Sources) -> tuple[Stack, Tree]:
 
 
 def build_stack(sources: Sources) -> Stack:
-    """The validated Stack, or InputError listing every problem of the file."""
+    """The validated Stack, or InputError listing every problem of the file: what reading it found
+    (sources.problems) and the cross-field rules' problems, less those that follow from the former."""
     builder = _Builder(sources)
-    stack = builder.build()
-    if builder.problems:
-        raise InputError(builder.problems)
+    try:
+        stack = builder.build()
+    except Exception:
+        if sources.problems:  # the rules met data a schema problem left unusual: that problem comes first
+            raise InputError(sources.problems) from None
+        raise
+    problems = sources.problems + [p for p in builder.problems if not _follows(p.path, sources.schema_spots)]
+    if problems:
+        raise InputError(problems)
     return stack
+
+
+def _follows(path: str, spots: list[str]) -> bool:
+    """Whether a rule's problem at `path` is about a value the schema already refused: the same path,
+    a part of it, or the object that holds it."""
+    for spot in spots:
+        if path == spot or path.startswith((spot + ".", spot + "[")) or path == re.sub(r"(\.[^.\[]+|\[\d+\])$", "", spot):
+            return True
+    return False
 
 
 class _Builder:
@@ -230,15 +246,23 @@ class _Builder:
             return
         routes = [r for name, p in PACKAGES.items() if env.components[name].enabled for r in p.routes(env.components[name], env)]
         routes.sort(key=lambda r: r.where[0] != "components")  # the platform's own routes first: a workload's route is the one to move
+        taken = [r.prefix for r in routes] + [GATEWAY_RESERVED]
         for i, route in enumerate(routes):
             if route.prefix.startswith(GATEWAY_RESERVED):
                 self.fail(where(route.where), f"route {route.prefix} is inside {GATEWAY_RESERVED}, the gateway's own (diagnostics); "
-                                              "choose another prefix")
+                                              f"choose another prefix{_suggested_prefix(route, taken)}")
             for other in routes[:i]:
-                if route.prefix.startswith(other.prefix) or other.prefix.startswith(route.prefix):
-                    self.fail(where(route.where), f"route {route.prefix} of {route.what} overlaps {other.prefix} of {other.what} "
-                                                  f"in environment {env.name!r}: the shorter prefix would take the other's requests; "
-                                                  "give each a prefix of its own (e.g. /models/<name>/)")
+                if route.prefix == other.prefix:
+                    relation = f"is also the route of {other.what}"
+                elif route.prefix.startswith(other.prefix):
+                    relation = f"is inside {other.prefix}, the route of {other.what}"
+                elif other.prefix.startswith(route.prefix):
+                    relation = f"contains {other.prefix}, the route of {other.what}"
+                else:
+                    continue
+                self.fail(where(route.where), f"route {route.prefix} of {route.what} {relation}, in environment {env.name!r} (Emissary "
+                                              "matches prefixes as text: one route would take the other's requests); give "
+                                              f"{route.what} a prefix of its own{_suggested_prefix(route, taken)}")
 
     def accepted_risks(self, env: Environment, where: Where) -> dict[str, str]:
         """Each package's environment rules, and the risks it takes here: {risk: reason} when the
@@ -322,6 +346,19 @@ class _Builder:
             self.fail(where(("workloads", "training", name, "replicas")),
                       f"TPU slice {klass.topology} of {klass.profile.name} has {klass.hosts} hosts: the job needs {klass.hosts} "
                       f"TPU replicas (Chief + Worker + Evaluator), it has {accelerated} in environment {env.name!r}")
+
+
+def _suggested_prefix(route, taken: list[str]) -> str:
+    """`, e.g. /models/<name>/` with a prefix no route overlaps, for a model's route; nothing for other routes."""
+    if route.where[:2] != ("workloads", "serving"):
+        return ""
+    name = route.where[2]
+    taken = list(taken)
+    taken.remove(route.prefix)  # its own, once: another route's equal prefix stays taken
+    for candidate in [f"/models/{name}/", *(f"/models/{name}-{n}/" for n in range(2, 10))]:
+        if not any(candidate.startswith(p) or p.startswith(candidate) for p in taken):
+            return f", e.g. route.prefix: {candidate}"
+    return ""
 
 
 def _accelerator_path(kind: str, name: str) -> tuple:

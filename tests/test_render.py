@@ -233,3 +233,25 @@ def test_an_environments_own_extras_and_patches_render_in_that_environment_only(
     assert hubs["dev"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "1Gi"
     (proxy,) = load_all((out / "rendered/prod/jupyterhub/jupyterhub/deployment-proxy.yaml").read_text())
     assert proxy["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "512Mi"  # the patch's target only
+
+
+@pytest.mark.parametrize("where", ["stack", "environment"])
+def test_a_patch_kustomize_cannot_apply_is_named_at_its_entry(kfgen, example, tmp_path, where):
+    (example.parent / "hub.yaml").write_text("- {op: replace, path: /spec/template/spec/nothere/x, value: 1}\n")
+    entry = "patches: [{path: hub.yaml, target: {kind: Deployment, name: hub}}]"
+    if where == "stack":
+        edit(example, "      namespace: jupyterhub\n", f"      namespace: jupyterhub\n      {entry}\n")
+        line, column, path = example.read_text().splitlines().index(f"      {entry}") + 1, 17, "spec.components.jupyterhub.patches[0]"
+    else:
+        edit(example, "          seldon-core:\n            replicas: 2\n", f"          seldon-core:\n            replicas: 2\n          jupyterhub:\n"
+                                                                         f"            {entry}\n")
+        line, column = example.read_text().splitlines().index(f"            {entry}") + 1, 23
+        path = "spec.environments.prod.overrides.components.jupyterhub.patches[0]"
+    out = tmp_path / "out"
+    run = kfgen("render", example, "--out", out)
+    assert run.code == 2
+    (message,) = run.err.splitlines()
+    assert message.startswith(f"{example}:{line}:{column}: {path}: kustomize cannot apply this patch (hub.yaml): "), message
+    assert "doc is missing path: /spec/template/spec/nothere/x" in message
+    assert "/tmp" not in message.split(": ", 1)[1] and "kfgen-" not in message and "staging" not in message
+    assert not out.exists()  # nothing written

@@ -162,7 +162,8 @@ def test_pipeline_steps_inputs_and_cycles(tmp_path):
     """), "    ")
     text = text.replace("      cloud: kind\n", "      cloud: kind\n      artifacts: {bucket: art, endpoint: minio:9000, credentialsSecret: minio}\n")
     assert errors(tmp_path, text) == [
-        "stack.yaml:27:9: spec.workloads.pipelines.p.steps: the steps' inputs form a cycle",
+        "stack.yaml:27:9: spec.workloads.pipelines.p.steps: the steps' inputs form a cycle: b -> a -> b (each reads the one "
+        "before); remove 'b' from the inputs of 'a', or another input of the cycle",
         "stack.yaml:29:41: spec.workloads.pipelines.p.steps.b.inputs[1]: no step 'c' in this pipeline",
     ]
 
