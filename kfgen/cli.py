@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from kfgen import __version__
+from kfgen.completion import add_completions
 from kfgen.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, KfgenError
 from kfgen.shipped import template_path
 
@@ -343,5 +344,7 @@ def schema(out: Path | None) -> int:
         click.echo(text, nl=False)
     return EXIT_OK
 
+
+add_completions(cli)  # environment, job and field names for shell completion (kfgen.completion)
 
 __all__ = ["main", "cli", "EXIT_FINDINGS"]
