@@ -15,10 +15,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from kfgen.errors import InputError, ToolError
+from kfgen.errors import InputError, Problem, ToolError
 from kfgen.kustomize import BuildError, Engine
 from kfgen.load import Document
 from kfgen.model import Stack
+from kfgen.plan import safe_path
+from kfgen.sources import normalized
 from kfgen.vocabulary import BASES, ENVIRONMENTS, KUSTOMIZATION, OWN_PATCHES
 from kfgen.writer import write_tree
 from kfgen.yamlio import dump, load_all
@@ -43,8 +45,32 @@ def explain_build_failure(failure: BuildError, stack: Stack, tree: dict[str, str
                     return InputError(doc.problem(where, message))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    duplicate = _duplicate_extra(failure.detail, doc)
+    if duplicate is not None:
+        return InputError(duplicate)
     relative = _clean(str(failure.folder), staging, staging).lstrip("/") or str(failure.folder)
     return ToolError(f"kustomize build {relative} failed: {_clean(failure.detail, staging, staging)}")
+
+
+def _duplicate_extra(detail: str, doc: Document) -> Problem | None:
+    """An extraResources file that holds an object the environment already has (kustomize: "may not add
+    resource with an already registered id"), at its entry in the stack."""
+    found = re.search(r"merging resources from '([^']+)': may not add resource with an already registered id: ([^']+)'", detail)
+    if not found:
+        return None
+    file, ident = found[1].removeprefix("extra/"), found[2]
+    spec = doc.data.get("spec") or {}
+    entries: list[tuple[tuple, dict]] = [(("spec", "components", n), c) for n, c in (spec.get("components") or {}).items()]
+    entries += [(("spec", "environments", e, "overrides", "components", n), c) for e, env in (spec.get("environments") or {}).items()
+                for n, c in ((env.get("overrides") or {}).get("components") or {}).items()]
+    for path, component in entries:
+        for i, ref in enumerate((component or {}).get("extraResources") or ()):
+            safe = safe_path(normalized(ref))
+            if file == safe or file.startswith(safe.rstrip("/") + "/"):
+                return doc.problem(path + ("extraResources", i), f"{ref!r} holds {ident}, which this environment already has (kfgen renders "
+                                                                 "it, or another of your files does); give yours another name, or change "
+                                                                 "kfgen's with a patch")
+    return None
 
 
 def _patch_lists(stack: Stack, tree: dict[str, str]) -> list[tuple[str, int, list]]:

@@ -162,7 +162,7 @@ def _env_extras(stack: Stack, env: Environment, name: str, objects: list[Obj]) -
     their own (your files as they are, labelled like the component's base)."""
     files: Tree = {}
     for source, text in _extra_files(stack, name, env):
-        files[_safe(source)] = text
+        files[safe_path(source)] = text
     kustomization: Obj = {"apiVersion": KUSTOMIZATION_API, "kind": "Kustomization",
                           "labels": [{"includeSelectors": False, "pairs": common_labels(stack, name)}], "resources": sorted(files)}
     patches = []
@@ -195,12 +195,12 @@ def _base(stack: Stack, name: str, objects: list[Obj], extras: list[Obj]) -> Tre
     component = stack.components.get(name)
     patches = []
     for source, text in _extra_files(stack, name):
-        path = f"extra/{_safe(source)}"
+        path = f"extra/{safe_path(source)}"
         files[path] = text
         resources.append(path)
     if component is not None:
         for patch in component.patches:
-            path = f"patches/{_safe(patch.path)}"
+            path = f"patches/{safe_path(patch.path)}"
             files[path] = stack.files[patch.path].decode("utf-8")
             entry: Obj = {"path": path}
             if patch.target:
@@ -256,7 +256,7 @@ def _image_fields(value: object) -> set[str]:
     return found
 
 
-def _safe(ref: str) -> str:
+def safe_path(ref: str) -> str:
     """A referenced path as a relative path inside the output (no '..', no leading '/')."""
     parts = [("__" if p == ".." else p) for p in PurePosixPath(ref).parts if p not in ("/", ".")]
     return "/".join(parts)
@@ -285,7 +285,7 @@ def _overrides(stack: Stack, base: dict[str, list[Obj]], env: dict[str, list[Obj
         files[path] = dump(o)
         resources.append(path)
     for name, patch in own:
-        path = f"{OWN_PATCHES}{name}/{_safe(patch.path)}"
+        path = f"{OWN_PATCHES}{name}/{safe_path(patch.path)}"
         files[path] = stack.files[patch.path].decode("utf-8")
         entry: Obj = {"path": path}
         if patch.target:

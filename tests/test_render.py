@@ -84,8 +84,9 @@ def test_a_failed_render_leaves_the_previous_output_byte_identical(kfgen, exampl
     edit(example, "      namespace: argo\n", "      namespace: argo\n      patches:\n        - path: bad-patch.yaml\n"
                   "          target: {kind: Deployment, name: argo-server}\n")
     run = kfgen("render", example, "--out", out)
-    assert run.code == 3
-    assert run.err.startswith("kustomize build ") and "failed:" in run.err and len(run.err.splitlines()) == 1
+    assert run.code == 2  # bad input, named at its entry in the stack (issue 17)
+    assert ": spec.components.argo-workflows.patches[0]: kustomize cannot apply this patch (bad-patch.yaml): " in run.err
+    assert len(run.err.splitlines()) == 1
     assert read_tree(out) == before
     assert not [p for p in tmp_path.iterdir() if ".kfgen-" in p.name]  # no staging left behind
 
@@ -255,3 +256,13 @@ def test_a_patch_kustomize_cannot_apply_is_named_at_its_entry(kfgen, example, tm
     assert "doc is missing path: /spec/template/spec/nothere/x" in message
     assert "/tmp" not in message.split(": ", 1)[1] and "kfgen-" not in message and "staging" not in message
     assert not out.exists()  # nothing written
+
+
+def test_an_extra_resource_that_repeats_an_object_is_named_at_its_entry(kfgen, example, tmp_path):
+    (example.parent / "dup.yaml").write_text("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: argo, namespace: argo}\n")
+    edit(example, "      namespace: argo\n", "      namespace: argo\n      extraResources: [dup.yaml]\n")
+    line = example.read_text().splitlines().index("      extraResources: [dup.yaml]") + 1
+    run = kfgen("render", example, "--out", tmp_path / "out")
+    assert (run.code, run.err) == (2, f"{example}:{line}:24: spec.components.argo-workflows.extraResources[0]: 'dup.yaml' holds "
+                                      "ServiceAccount.v1.[noGrp]/argo.argo, which this environment already has (kfgen renders it, or "
+                                      "another of your files does); give yours another name, or change kfgen's with a patch\n")
