@@ -81,7 +81,7 @@ def test_images_lists_what_each_environment_pulls(kfgen):
     images = [line.split("\t")[1] for line in run.out.splitlines()]
     assert images == sorted(set(images))
     for expected in ("quay.io/argoproj/argoexec:v3.6.19", "docker.io/seldonio/seldon-core-executor:1.17.1",
-                     "docker.io/tensorflow/serving:2.1.0", "ghcr.io/acme/iris-trainer:0.1.0-gpu",
+                     "docker.io/tensorflow/serving:2.21.0-gpu", "ghcr.io/acme/iris-trainer:0.1.0-gpu",
                      "quay.io/jupyter/tensorflow-notebook:cuda-2024-10-07", "docker.io/emissaryingress/emissary:3.10.0"):
         assert expected in images
     assert not [i for i in images if i.endswith(":latest") or ":" not in i.rsplit("/", 1)[-1]]
