@@ -11,6 +11,7 @@ import difflib
 import re
 from typing import Any
 
+from kfgen import gitops_settings
 from kfgen.accelerators import resolve_class
 from kfgen.components import COMPONENTS, PACKAGES, RUNS_ON
 from kfgen.errors import InputError, Problem
@@ -18,10 +19,8 @@ from kfgen.model import (
     Artifacts,
     Component,
     Environment,
-    GitOps,
     Patch,
     Stack,
-    Sync,
     Waiver,
     Workloads,
     frozen,
@@ -31,8 +30,6 @@ from kfgen.schema import schema_at
 from kfgen.plan import Tree, plan
 from kfgen.sources import Sources
 from kfgen.workload_specs import Where, WorkloadBuilder, merged
-
-PROD_NAMES = ("prod", "production")
 
 
 def validate(sources: Sources) -> tuple[Stack, Tree]:
@@ -71,15 +68,16 @@ class _Builder:
         components = self.components(spec.get("components") or {}, stack_where)
         workloads = self.specs.workloads(spec.get("workloads") or {}, stack_where)
         self.check_namespaces(components, workloads, stack_where)
+        self.gitops = gitops_settings.gitops(self.doc, self.sources.folder_in_repo, self.fail)
+        for path, message in gitops_settings.argocd_namespace_problems(self.gitops, {
+                **{("spec", "components", n, "namespace"): c.namespace for n, c in components.items() if c.enabled},
+                ("spec", "workloads", "namespace"): workloads.namespace}):
+            self.fail(path, message)
         environments = tuple(self.environment(name, env) for name, env in sorted(spec["environments"].items()))
-        gitops = spec["gitops"]
-        if ".." in gitops.get("path", "deploy").split("/"):
-            self.fail(("spec", "gitops", "path"), "must stay inside the repository (no '..')")
         return Stack(
             name=self.doc.data["metadata"]["name"],
             kubernetes_version=spec.get("kubernetesVersion", _default("spec.kubernetesVersion")),
-            gitops=GitOps(gitops["repoURL"], gitops.get("targetRevision", "main"), gitops.get("path", "deploy"),
-                          gitops.get("argocdNamespace", "argocd")),
+            gitops=self.gitops,
             components=frozen(components),
             workloads=workloads,
             environments=environments,
@@ -88,7 +86,19 @@ class _Builder:
                           for i, w in enumerate(spec.get("waivers") or [])),
             files=frozen(dict(self.sources.files)),
             digest=self.sources.digest(),
+            written_at=frozen({**self.extra_positions(), **gitops_settings.project_positions(self.doc)}),
         )
+
+    def extra_positions(self) -> dict[str, tuple[str, int, int]]:
+        """Where each environment and extraResources entry was written: the plan reports problems it finds there
+        (objects the Argo CD project does not grant, two environments whose Argo CD objects share a name)."""
+        found = {f"spec.environments.{name}": (self.doc.file, *self.doc.position(("spec", "environments", name), key=True))
+                 for name in self.spec["environments"]}
+        for name, component in sorted((self.spec.get("components") or {}).items()):
+            for i, _ in enumerate((component or {}).get("extraResources") or ()):
+                path = ("spec", "components", name, "extraResources", i)
+                found[f"spec.components.{name}.extraResources[{i}]"] = (self.doc.file, *self.doc.position(path))
+        return found
 
     # --- components ------------------------------------------------------------------------
 
@@ -160,8 +170,9 @@ class _Builder:
             name=name, cloud=cloud, destination=frozen(d.get("destination") or {"server": "https://kubernetes.default.svc"}),
             exposure=d.get("exposure", "internal"), identity=frozen(dict(d.get("identity") or {})),
             artifacts=self.artifacts(name, d.get("artifacts"), cloud, env_path),
-            accelerators=tuple(classes), sync=_sync(name, d.get("sync") or {}),
+            accelerators=tuple(classes), sync=gitops_settings.environment_sync(name, d, self.gitops, self.fail),
             components=frozen(components), workloads=workloads,
+            clusters=gitops_settings.environment_clusters(name, d, self.fail),
         )
         self.check_identity(env, env_path)
         self.check_environment_workloads(env, where, env_path)
@@ -246,10 +257,3 @@ def _unknown(what: str, name: str, known: list[str], where: str = "") -> str:
 
 def _default(dotted: str) -> Any:
     return schema_at(dotted)[1]["default"]
-
-
-def _sync(env: str, d: dict) -> Sync:
-    automated = d.get("automated", env not in PROD_NAMES)
-    return Sync(automated, d.get("prune", True), d.get("selfHeal", True), d.get("source", "rendered"))
-
-
