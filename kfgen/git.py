@@ -99,16 +99,19 @@ def _archive(repo: Path, ref: str, pathspecs: list[str]) -> tarfile.TarFile:
 
 
 def extract(repo: Path, ref: str, target: Path, exclude: list[str]) -> None:
-    """The repository's files at `ref` (minus `exclude`, repo-relative) into `target`. A symlink that
-    leaves the copy (an absolute one, or one climbing out) is refused: nothing outside the repository is read."""
+    """The repository's files at `ref` (minus `exclude`, repo-relative) into `target`. Symlinks that
+    leave the copy (absolute ones, or ones climbing out) are left out: nothing outside the repository is
+    read through them (a stack that references one then finds no such file)."""
     pathspecs = ["."] + [f":(exclude){p}" for p in exclude]  # relative to `repo`, the work tree's root
-    with _archive(repo, ref, pathspecs) as archive:
+
+    def inside(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
         try:
-            archive.extractall(target, filter="data")
-        except tarfile.FilterError as exc:
-            member = getattr(exc, "tarinfo", None)
-            name = member.name if member else "a file"
-            raise InputError(f"{ref}:{name}: a symlink that leaves the repository; kfgen reads nothing outside it") from None
+            return tarfile.data_filter(member, dest)
+        except tarfile.FilterError:
+            return None
+
+    with _archive(repo, ref, pathspecs) as archive:
+        archive.extractall(target, filter=inside)
 
 
 def files_at(repo: Path, ref: str, path: str) -> dict[str, bytes]:
