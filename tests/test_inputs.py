@@ -34,3 +34,18 @@ def test_a_bad_ref_names_it(kfgen, git_repo):
     run = kfgen("inputs", stack, "--changed-since", "origin/nope")
     assert (run.code, run.err) == (2, f"--changed-since origin/nope: names no commit in {git_repo}; fetch it first (git fetch origin; "
                                       "in GitHub Actions, actions/checkout with fetch-depth: 0) or name an existing branch, tag or commit\n")
+
+
+def test_the_ci_example_runs_when_a_render_input_changes_wherever_it_lives():
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / "examples/github-actions/kfgen-pr.yml").read_text())
+    assert workflow[True] == {"pull_request": None}  # `on:` (YAML 1.1 reads it as true): every pull request, no static paths
+    listed = workflow["jobs"]["render"]["steps"]
+    checkout = next(s for s in listed if s.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"] == {"fetch-depth": 0}
+    steps = {s["name"]: s for s in listed if "name" in s}
+    assert 'kfgen inputs "${{ matrix.stack }}" --with-output --changed-since "origin/${{ github.base_ref }}"' in steps[
+        "Does this change touch the render?"]["run"]
+    for name in ("The committed render is up to date", "What this change deploys", "Comment on the pull request"):
+        assert steps[name]["if"] == "steps.touched.outputs.any == 'yes'"
