@@ -230,9 +230,9 @@ def pipelines(review: Review) -> list[str]:
         key = (c.api_version, c.kind, c.namespace, c.name)
         new = review.new.objects[c.env][key]
         old = review.old.objects.get(c.env, {}).get(key)
-        graph = _dag(new, old, review.old.objects.get(c.env, {}), review.new.objects[c.env])
-        if graph:
-            graphs.setdefault("\n".join(graph), []).append(f"{c.name}@{c.env}")
+        dag = _dag(new, old, review.old.objects.get(c.env, {}), review.new.objects[c.env])
+        if dag:
+            graphs.setdefault("\n".join(dag), []).append(f"{c.name}@{c.env}")
     if not graphs:
         return []
     lines = ["#### Changed pipelines", ""]
