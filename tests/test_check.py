@@ -10,6 +10,20 @@ from conftest import ROOT, committed_example as platform, edit, git
 from kfgen.yamlio import load_all
 
 
+EDGE = """\
+    edge:
+      cloud: kind
+      clusters: [edge-eu-1, edge-eu-2, edge-us-1]
+      artifacts: {bucket: ml-artifacts, endpoint: "minio.minio.svc:9000", insecure: true, credentialsSecret: minio-credentials}
+      overrides:
+        workloads:
+          training: {iris: {accelerator: null}}
+          serving: {iris: {accelerator: null, modelUri: "s3://ml-models/iris", credentialsSecret: minio-credentials}}
+          pipelines: {iris-classic: {schedule: null, steps: {train: {accelerator: null}}}}
+          notebooks: {tensorflow-gpu: {enabled: false}}
+"""
+
+
 @pytest.mark.parametrize("folder", ["", "stacks/acme"])
 def test_check_passes_with_no_flags_right_after_a_render(kfgen, git_repo, monkeypatch, folder):
     platform(git_repo, folder, kfgen)
@@ -22,8 +36,12 @@ def test_check_passes_with_no_flags_right_after_a_render(kfgen, git_repo, monkey
 @pytest.mark.parametrize("folder", ["", "stacks/acme"])
 def test_every_argocd_path_exists_at_the_revision_it_names(kfgen, git_repo, monkeypatch, folder):
     """prod follows its own branch: promoted once, its Applications there point at folders of that commit;
-    dev's follow main. Checked with git itself, not with kfgen."""
+    dev's and the edge fleet's ApplicationSets follow main. Checked with git itself, not with kfgen."""
     stack = platform(git_repo, folder, kfgen)
+    edit(stack, "  workloads:\n    namespace: ml\n", EDGE + "  workloads:\n    namespace: ml\n")
+    assert kfgen("render", stack).code == 0
+    git(git_repo, "add", "-A")
+    git(git_repo, "commit", "-qm", "an edge fleet")
     assert kfgen("promote", stack, "--from", "dev", "--to", "prod").code == 0
     deploy = stack.parent / "deploy"
     checked = []
@@ -35,8 +53,10 @@ def test_every_argocd_path_exists_at_the_revision_it_names(kfgen, git_repo, monk
             revision, path = spec["source"]["targetRevision"], spec["source"]["path"]
             assert git(git_repo, "cat-file", "-t", f"{revision}:{path}") == "tree\n", (file, revision, path)
             checked.append((file.relative_to(deploy / "argocd").parts[0], revision))
-    assert sorted(set(checked)) == [("dev", "main"), ("prod", "env/prod")]
-    assert len(checked) == 14  # per environment: the root and six components
+    assert sorted(set(checked)) == [("dev", "main"), ("edge", "main"), ("prod", "env/prod")]
+    assert len(checked) == 21  # per environment: the root and six components (ApplicationSets for the edge fleet)
+    kinds = {o["kind"] for f in (deploy / "argocd/edge/apps").glob("*.yaml") for o in load_all(f.read_text())}
+    assert kinds == {"ApplicationSet"}
 
 
 def test_check_shows_what_differs(kfgen, git_repo):
