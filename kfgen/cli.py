@@ -145,24 +145,36 @@ def render(stack: Path, out: Path | None, kustomize: str | None, allow_outside_r
 
 
 @cli.command()
-@click.argument("stack", type=click.Path(path_type=Path, dir_okay=False), default=Path("stack.yaml"))
+@click.argument("stacks", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="The committed output (default: spec.gitops.path next to the stack).")
+@click.option("--names-only", is_flag=True, help="Name the files that differ, without their diffs.")
 @click.option("--kustomize", "kustomize", help="The kustomize engine; also KFGEN_KUSTOMIZE.")
 @click.option("--allow-outside-repo", is_flag=True, help="Allow referenced files outside the stack's repository.")
-def check(stack: Path, out: Path | None, kustomize: str | None, allow_outside_repo: bool) -> int:
-    """Exit 0 when the committed output is exactly a fresh render of the stack, else 1 naming each file."""
-    from kfgen.review import check as run_check
+def check(stacks: tuple[Path, ...], out: Path | None, names_only: bool, kustomize: str | None, allow_outside_repo: bool) -> int:
+    """Exit 0 when the committed output is exactly a fresh render of the stack, else 1, showing what differs.
 
-    out_dir, drift = run_check(stack, out, display=str(stack), kustomize=kustomize, allow_outside=allow_outside_repo)
+    With no STACKS: ./stack.yaml, else every stack.yaml tracked in the repository."""
+    from kfgen.check import check as run_check, discover
+
+    paths = list(stacks) or [Path(os.path.relpath(p)) for p in discover(Path.cwd())]
+    if out and len(paths) > 1:
+        raise InputError(f"--out {out}: names one output folder, for one stack; name the stack")
     words = {"changed": "differs from a fresh render", "missing": "missing (a fresh render writes it)",
              "unexpected": "not written by a fresh render (hand-added or stale)"}
-    for item in drift:
-        click.echo(f"{out_dir / item.path}: {words[item.reason]}")
-    if drift:
-        click.echo(f"{out_dir}: {len(drift)} files differ from a fresh render of {stack}; run: kfgen render {stack}", err=True)
-        return EXIT_FINDINGS
-    click.echo(f"{out_dir}: up to date with {stack}")
-    return EXIT_OK
+    code = EXIT_OK
+    for stack in paths:
+        out_dir, drift = run_check(stack, out, display=str(stack), kustomize=kustomize, allow_outside=allow_outside_repo)
+        for item in drift:
+            click.echo(f"{out_dir / item.path}: {words[item.reason]}")
+        diffs = "".join(item.diff for item in drift)
+        if diffs and not names_only:
+            click.echo("\n" + diffs, nl=False)
+        if drift:
+            click.echo(f"{out_dir}: {len(drift)} files differ from a fresh render of {stack}; run: kfgen render {stack}", err=True)
+            code = EXIT_FINDINGS
+        else:
+            click.echo(f"{out_dir}: up to date with {stack}")
+    return code
 
 
 @cli.command()
@@ -171,18 +183,69 @@ def check(stack: Path, out: Path | None, kustomize: str | None, allow_outside_re
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 @click.option("--exit-code", is_flag=True, help="Exit 1 when there are changes.")
 @click.option("--kustomize", "kustomize", help="The kustomize engine; also KFGEN_KUSTOMIZE.")
-def diff(stack: Path, base_ref: str, fmt: str, exit_code: bool, kustomize: str | None) -> int:
-    """Compare the hydrated objects of the stack at a git ref with the stack now, per environment."""
-    from kfgen.review import as_json, as_markdown, as_text, diff as run_diff
+@click.option("--allow-outside-repo", is_flag=True, help="Allow referenced files outside the stack's repository (both renders).")
+def diff(stack: Path, base_ref: str, fmt: str, exit_code: bool, kustomize: str | None, allow_outside_repo: bool) -> int:
+    """Compare what the stack renders (hydrated and Argo CD objects) at a git ref with now, ordered by impact.
 
-    changes = run_diff(stack, base_ref, display=str(stack), kustomize=kustomize)
+    A --base that names no commit is bad input (exit 2)."""
+    from kfgen.diff import diff as run_diff
+    from kfgen.report import as_json, as_markdown, as_text
+
+    review = run_diff(stack, base_ref, display=str(stack), kustomize=kustomize, allow_outside=allow_outside_repo)
     if fmt == "json":
-        click.echo(as_json(changes), nl=False)
+        click.echo(as_json(review), nl=False)
     elif fmt == "markdown":
-        click.echo(as_markdown(changes, str(stack), base_ref), nl=False)
+        click.echo(as_markdown(review, str(stack), base_ref), nl=False)
     else:
-        click.echo(as_text(changes), nl=False)
-    return EXIT_FINDINGS if exit_code and changes else EXIT_OK
+        click.echo(as_text(review), nl=False)
+    return EXIT_FINDINGS if exit_code and review.changes else EXIT_OK
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--from", "source", required=True, help="The environment whose revision is promoted.")
+@click.option("--to", "target", required=True, help="The environment to promote (it has its own branch: sync.revision).")
+@click.option("--revision", help="Promote this branch, tag or commit instead of what --from follows.")
+@click.option("--rollback", is_flag=True, help="Allow a revision that does not contain the branch's current one.")
+@click.option("--dry-run", is_flag=True, help="Show the review; do not move the branch.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+def promote(stack: Path, source: str, target: str, revision: str | None, rollback: bool, dry_run: bool, fmt: str) -> int:
+    """Move --to's branch to the commit --from runs, showing what changes in --to (nothing is pushed)."""
+    from kfgen.promote import promote as run_promote
+    from kfgen.report import as_json, as_markdown, as_text
+
+    done = run_promote(stack, source, target, revision=revision, rollback=rollback, dry_run=dry_run, display=str(stack))
+    head = f"{done.branch} {done.old[:12] if done.old else '(new branch)'} -> {done.new[:12]}"
+    if fmt == "json":
+        click.echo(as_json(done.review), nl=False)
+    elif fmt == "markdown":
+        click.echo(as_markdown(done.review, str(stack), f"{done.branch} at {done.old[:12] if done.old else '(none)'}",
+                               title=f"### kfgen promote {source} -> {target}: {head}"), nl=False)
+    else:
+        click.echo(f"promote {source} -> {target}: {head}")
+        click.echo(as_text(done.review), nl=False)
+    if done.moved:
+        click.echo(f"moved {done.branch} to {done.new[:12]}; publish it: git push origin {done.branch}", err=True)
+    elif done.old == done.new:
+        click.echo(f"{done.branch} is already at {done.new[:12]}: nothing to promote", err=True)
+    else:
+        click.echo(f"dry run: {done.branch} not moved", err=True)
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--with-output", is_flag=True, help="Also the rendered tree's folder (a hand edit there fails kfgen check).")
+@click.option("--changed-since", "ref", help="Only those that differ between this git ref and the work tree.")
+@click.option("--allow-outside-repo", is_flag=True, help="Allow referenced files outside the stack's repository.")
+def inputs(stack: Path, with_output: bool, ref: str | None, allow_outside_repo: bool) -> int:
+    """The files a render reads, one per line, relative to the repository root (folders end in '/')."""
+    from kfgen.inputs import changed, inputs as find_inputs
+
+    paths = find_inputs(stack, with_output=with_output, display=str(stack), allow_outside=allow_outside_repo)
+    for path in changed(stack, ref, paths) if ref else paths:
+        click.echo(path)
+    return EXIT_OK
 
 
 @cli.command()

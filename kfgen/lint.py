@@ -21,6 +21,7 @@ from typing import Any, Iterator
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from kfgen.argocd_lint import POLICIES as ARGOCD_POLICIES, argocd_violations, keep_on_delete
 from kfgen.errors import InputError
 from kfgen.images import unpinned
 from kfgen.layout import split_api_version
@@ -35,6 +36,7 @@ POLICIES = {
     "KFG005": "pods run as non-root",
     "KFG006": "no Secret carries data in git",
     "KFG007": "namespaces enforce a Pod Security level",
+    **ARGOCD_POLICIES,
 }
 SCHEMA = "SCHEMA"
 WAIVER_PREFIX = "waivers.kfgen.io/"
@@ -207,6 +209,7 @@ def policy_violations(file: str, obj: dict) -> list[Violation]:
         found.append(Violation(file, "metadata.labels", "KFG007", "no pod-security.kubernetes.io/enforce label"))
     for path, pod, pod_security in pod_specs(obj):
         found.extend(_pod_violations(file, path, pod, pod_security or {}))
+    found.extend(Violation(*v) for v in keep_on_delete(file, obj))
     waived = {k.removeprefix(WAIVER_PREFIX) for k in (meta.get("annotations") or {}) if k.startswith(WAIVER_PREFIX)}
     return [v for v in found if v.policy not in waived]
 
@@ -255,14 +258,27 @@ def _amount(value: Any) -> Any:
 # --- the tree -------------------------------------------------------------------------------
 
 def lint_tree(out: Path, extra_crds: list[Path] | None = None, missing_ok: bool = False) -> list[Violation]:
-    """Every violation in <out>/rendered; InputError when the tree is not a kfgen render."""
+    """Every violation in <out>/rendered and <out>/argocd; InputError when the tree is not a kfgen render.
+    Argo CD's objects are checked against Argo CD's CRDs when --crds gives them (they are not in the render)."""
     provenance = out / "provenance.json"
     try:
-        k8s_version = json.loads(provenance.read_text())["kubernetesVersion"]
-    except (OSError, ValueError, KeyError):
+        record = json.loads(provenance.read_text())
+        k8s_version = record["kubernetesVersion"]
+    except (OSError, ValueError, KeyError, TypeError):
         raise InputError(f"{out}: not a kfgen render (no readable provenance.json)") from None
+    crds = read_crds(extra_crds or [])
+    found = lint_objects(_documents(out, "rendered"), k8s_version, crds, missing_ok)
+    argocd = _documents(out, "argocd")
+    validators = crd_validators(crds)
+    for file, obj in argocd:
+        found.extend(schema_violations(file, obj, k8s_version, validators, missing_ok=True))
+    found.extend(Violation(*v) for v in argocd_violations(out, argocd, str(record.get("repositoryPath", ""))))
+    return sorted(set(found))
+
+
+def _documents(out: Path, folder: str) -> list[tuple[str, dict]]:
     documents: list[tuple[str, dict]] = []
-    for file in sorted((out / "rendered").rglob("*")):
+    for file in sorted((out / folder).rglob("*")):
         if file.is_symlink() or not file.is_file():
             continue
         relative = str(file.relative_to(out))
@@ -271,7 +287,7 @@ def lint_tree(out: Path, extra_crds: list[Path] | None = None, missing_ok: bool 
         except Exception as exc:
             raise InputError(f"{relative}: not valid YAML ({str(exc).splitlines()[0]})") from None
         documents.extend((relative, d) for d in docs if isinstance(d, dict))
-    return lint_objects(documents, k8s_version, read_crds(extra_crds or []), missing_ok)
+    return documents
 
 
 def lint_objects(documents: list[tuple[str, dict]], k8s_version: str, extra_crds: list[dict], missing_ok: bool = False) -> list[Violation]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from kfgen import __version__
-from kfgen.argocd import argocd_objects
+from kfgen.argocd import argocd_objects, extra_sync_options, grant_problems
 from kfgen.bases import apply_waivers, component_objects, waiver_targets
 from kfgen.components import COMPONENTS
 from kfgen.context import RenderContext
@@ -29,7 +29,7 @@ from kfgen.layout import assign_paths, object_path, split_api_version
 from kfgen.model import Environment, Stack, thawed
 from kfgen.objects import Obj
 from kfgen.profile_components import accelerator_component, cloud_component
-from kfgen.vocabulary import COMPONENT_LABEL, KUSTOMIZATION_API, KUSTOMIZE_COMPONENT_API, MANAGED_BY, PART_OF, WORKLOADS_BASE
+from kfgen.vocabulary import COMPONENT_LABEL, KUSTOMIZATION_API, KUSTOMIZE_COMPONENT_API, MANAGED_BY, PART_OF, SYNC_OPTIONS, WORKLOADS_BASE
 from kfgen.yamlio import dump, load_all
 
 Tree = dict[str, str]
@@ -38,7 +38,7 @@ Tree = dict[str, str]
 @dataclass
 class Inventory:
     bases: list[str] = field(default_factory=list)
-    cluster_kinds: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    cluster_objects: dict[str, set[tuple[str, str, str]]] = field(default_factory=dict)  # per base: (group, kind, name)
     namespaces: set[str] = field(default_factory=set)
 
 
@@ -60,7 +60,8 @@ def plan(stack: Stack) -> Tree:
     tree: Tree = {}
     base_ctx = RenderContext(stack.name, stack.components, stack.workloads, waivers=stack.waivers)
     bases = component_objects(base_ctx, used_components(stack))
-    extras = {name: _extra_objects(stack, name) for name in bases}
+    extra_entries = {name: _extra_entries(stack, name) for name in bases}
+    extras = {name: [o for _, _, o in entries] for name, entries in extra_entries.items()}
     for name, objects in bases.items():
         tree.update(_base(stack, name, objects, extras[name]))
     profile_components: dict[str, dict] = {}
@@ -86,9 +87,12 @@ def plan(stack: Stack) -> Tree:
             kustomization["components"] = components
         tree[f"envs/{env.name}/kustomization.yaml"] = dump(kustomization)
     unmatched = [w for w in stack.waivers if w not in matched]
-    if unmatched:
-        raise InputError([Problem(*w.written_at, "spec.waivers", f"the {w.policy} waiver names no rendered object "
-                                  f"({w.kind} {w.namespace + '/' if w.namespace else ''}{w.name})") for w in unmatched])
+    problems = [Problem(*w.written_at, "spec.waivers", f"the {w.policy} waiver names no rendered object "
+                        f"({w.kind} {w.namespace + '/' if w.namespace else ''}{w.name})") for w in unmatched]
+    declared = {c.namespace for c in stack.components.values() if c.enabled} | {stack.workloads.namespace}
+    problems += grant_problems(stack, {n: e for n, e in extra_entries.items() if e}, declared)
+    if problems:
+        raise InputError(problems)
     for name, files in sorted(profile_components.items()):
         for path, content in files.items():
             tree[f"components/{name}/{path}"] = content if isinstance(content, str) else dump(content)
@@ -99,7 +103,7 @@ def plan(stack: Stack) -> Tree:
 
 def _inventory(env_bases: dict[str, list[Obj]], extra: dict[str, list[Obj]], profile_components: list) -> Inventory:
     """What an environment's render holds, for its Argo CD objects: bases (Applications),
-    cluster-scoped kinds per base (the AppProject's whitelist) and namespaces (its destinations)."""
+    cluster-scoped objects per base (the AppProject's whitelist) and namespaces (its destinations)."""
     found = Inventory()
     with_profile_objects = {**{n: objs + extra[n] for n, objs in env_bases.items()}}
     for component in profile_components:
@@ -108,41 +112,46 @@ def _inventory(env_bases: dict[str, list[Obj]], extra: dict[str, list[Obj]], pro
                 with_profile_objects.setdefault(content["metadata"]["labels"][COMPONENT_LABEL], []).append(content)
     for name, objects in with_profile_objects.items():
         found.bases.append(name)
-        kinds = found.cluster_kinds.setdefault(name, set())
+        cluster = found.cluster_objects.setdefault(name, set())
         for o in objects:
-            namespace = (o.get("metadata") or {}).get("namespace")
-            if namespace:
-                found.namespaces.add(namespace)
+            m = o.get("metadata") or {}
+            if m.get("namespace"):
+                found.namespaces.add(m["namespace"])
             else:
-                kinds.add((split_api_version(str(o.get("apiVersion", "")))[0], str(o.get("kind", ""))))
+                cluster.add((split_api_version(str(o.get("apiVersion", "")))[0], str(o.get("kind", "")), str(m.get("name", ""))))
     return found
 
 
-def _extra_waivers(stack: Stack, extras: list[Obj]) -> list[Obj]:
-    """Strategic merge patches that put the stack's waivers on the user's own manifests
-    (their files are copied as they are; kfgen never rewrites them)."""
+def _extra_annotations(stack: Stack, extras: list[Obj]) -> list[Obj]:
+    """Strategic merge patches that put the stack's waivers, and Argo CD's Prune=false and Delete=false
+    on CRDs and Namespaces, on the user's own manifests (their files are copied as they are; kfgen never
+    rewrites them)."""
     patches = []
     for obj in extras:
         waived = copy.deepcopy(obj)
-        if not apply_waivers(stack.waivers, {"extra": [waived]}):
+        sync_options = extra_sync_options(obj)
+        if not apply_waivers(stack.waivers, {"extra": [waived]}) and sync_options is None:
             continue
         m = waived["metadata"]
+        if sync_options:
+            m["annotations"] = dict(sorted({**(m.get("annotations") or {}), SYNC_OPTIONS: sync_options}.items()))
         patches.append({"apiVersion": obj["apiVersion"], "kind": obj["kind"],
                         "metadata": {"annotations": m["annotations"], "name": m["name"], **({"namespace": m["namespace"]} if m.get("namespace") else {})}})
     return patches
 
 
-def _extra_files(stack: Stack, name: str) -> list[tuple[str, str]]:
-    """(path as referenced, text) of a component's extraResources, folders expanded."""
+def _extra_files(stack: Stack, name: str) -> list[tuple[int, str, str]]:
+    """(index of the extraResources entry, path as referenced, text) of a component's extraResources, folders expanded."""
     component = stack.components.get(name)
     if component is None:
         return []
-    return [(source, content.decode("utf-8")) for ref in component.extra_resources
+    return [(i, source, content.decode("utf-8")) for i, ref in enumerate(component.extra_resources)
             for source, content in sorted(stack.files.items()) if source == ref or source.startswith(ref.rstrip("/") + "/")]
 
 
-def _extra_objects(stack: Stack, name: str) -> list[Obj]:
-    return [d for _, text in _extra_files(stack, name) for d in load_all(text) if isinstance(d, dict)]
+def _extra_entries(stack: Stack, name: str) -> list[tuple[int, str, Obj]]:
+    """(index of the extraResources entry, file, object) of every object in a component's extraResources."""
+    return [(i, source, d) for i, source, text in _extra_files(stack, name) for d in load_all(text) if isinstance(d, dict)]
 
 
 def _base(stack: Stack, name: str, objects: list[Obj], extras: list[Obj]) -> Tree:
@@ -153,7 +162,7 @@ def _base(stack: Stack, name: str, objects: list[Obj], extras: list[Obj]) -> Tre
         resources.append(path)
     component = stack.components.get(name)
     patches = []
-    for source, text in _extra_files(stack, name):
+    for _, source, text in _extra_files(stack, name):
         path = f"extra/{_safe(source)}"
         files[path] = text
         resources.append(path)
@@ -165,7 +174,7 @@ def _base(stack: Stack, name: str, objects: list[Obj], extras: list[Obj]) -> Tre
             if patch.target:
                 entry["target"] = thawed(patch.target)
             patches.append(entry)
-    for i, waiver_patch in enumerate(_extra_waivers(stack, extras), 1):
+    for i, waiver_patch in enumerate(_extra_annotations(stack, extras), 1):
         path = f"patches/waivers-{i}.yaml"
         files[path] = dump(waiver_patch)
         patches.append({"path": path})
@@ -240,6 +249,7 @@ def provenance(stack: Stack, files: dict[str, str]) -> str:
         "version": __version__,
         "stack": stack.name,
         "stackDigest": f"sha256:{stack.digest}",
+        "repositoryPath": stack.gitops.repo_path,  # where this tree sits in its repository: Argo CD's paths start here
         "kubernetesVersion": stack.kubernetes_version,
         "components": {name: {"enabled": c.enabled, "install": c.install, "version": c.version}
                        for name, c in stack.components.items()},

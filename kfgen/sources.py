@@ -37,10 +37,17 @@ class Sources:
     files: dict[str, bytes] = field(default_factory=dict)  # relative path (as written, expanded) -> bytes
     profiles: dict[str, list[Document]] = field(default_factory=dict)  # clouds/accelerators -> docs, built-ins first
     inputs: list[Path] = field(default_factory=list)  # the stack file, every file and folder it references, the .git (resolved)
+    repo: Path | None = None  # the repository root (resolved): references stay inside it; Argo CD paths start at it
 
     @property
     def stack_dir(self) -> Path:
         return self.stack_path.parent
+
+    @property
+    def folder_in_repo(self) -> str:
+        """The stack's folder relative to the repository root ('' at the root), in git's spelling."""
+        folder = self.stack_dir.relative_to(self.repo).as_posix() if self.repo else "."
+        return "" if folder == "." else folder
 
     def digest(self) -> str:
         """sha256 over the stack file and every referenced file, independent of where the stack lives."""
@@ -58,8 +65,9 @@ def repo_root(start: Path) -> Path:
     return start
 
 
-def read_sources(stack_path: Path, display: str | None = None, allow_outside: bool = False) -> Sources:
-    """Load and schema-check the stack, then read what it references. Raises InputError with every problem."""
+def read_sources(stack_path: Path, display: str | None = None, allow_outside: bool = False, repo: Path | None = None) -> Sources:
+    """Load and schema-check the stack, then read what it references. Raises InputError with every problem.
+    `repo` is the repository root when the stack is a copy outside its repository (kfgen diff's base)."""
     display = display or str(stack_path)
     raw = read_input(stack_path, display)
     doc = load_bytes(raw, display)
@@ -67,7 +75,8 @@ def read_sources(stack_path: Path, display: str | None = None, allow_outside: bo
     if problems:
         raise InputError(problems)
     sources = Sources(stack_path.resolve(), display, doc, raw)
-    root = repo_root(sources.stack_dir)
+    root = repo.resolve() if repo else repo_root(sources.stack_dir)
+    sources.repo = root
     sources.inputs += [sources.stack_path, root / ".git"]
     spec = doc.data.get("spec", {})
     for name, component in sorted((spec.get("components") or {}).items()):
