@@ -215,14 +215,18 @@ OUT_OPTION = click.option("--out", type=click.Path(path_type=Path, file_okay=Fal
                           help="The rendered tree to read (default: spec.gitops.path when it is the render of this stack, else a fresh render).")
 
 
-def _read_rendered(stack: Path, out: Path | None):
-    from kfgen.rendered import read_rendered
+def _read_rendered(stack: Path, out: Path | None, env_name: str | None = None, all_envs: bool = False):
+    """The stack's rendered objects and the environment chosen (checked before anything is rendered)."""
+    from kfgen.render import load_stack
+    from kfgen.rendered import choose_environment, read_rendered
 
-    rendered = read_rendered(stack, out)
+    loaded = load_stack(stack, str(stack))
+    env = None if all_envs and env_name is None else choose_environment(loaded, env_name)
+    rendered = read_rendered(stack, out, loaded)
     if rendered.stale:
         click.echo(f"kfgen: note: the committed render was made from another version of {stack}; using a fresh render "
                    f"(run kfgen render {stack} to update it)", err=True)
-    return rendered
+    return rendered, env
 
 
 @tfjob.command("list")
@@ -233,14 +237,13 @@ def tfjob_list(stack: Path, env_name: str | None, out: Path | None) -> int:
     """One line per rendered TFJob: name, replicas, accelerator, image."""
     from kfgen.tfjobs import describe
 
-    rendered = _read_rendered(stack, out)
-    envs = [rendered.environment(env_name)] if env_name else [e.name for e in rendered.stack.environments]
+    rendered, env = _read_rendered(stack, out, env_name, all_envs=True)
+    envs = [env] if env else [e.name for e in rendered.stack.environments]
     for name in envs:
         environment = next(e for e in rendered.stack.environments if e.name == name)
-        for obj in rendered.objects[name]:
-            if obj.get("kind") == "TFJob":
-                line = describe(obj, environment)
-                click.echo(line if env_name else f"{name}\t{line}")
+        for obj in sorted((o for o in rendered.objects[name] if o.get("kind") == "TFJob"), key=lambda o: o["metadata"]["name"]):
+            line = describe(obj, environment)
+            click.echo(line if env_name else f"{name}\t{line}")
     return EXIT_OK
 
 
@@ -257,8 +260,7 @@ def tfjob_tf_config(stack: Path, env_name: str | None, job_name: str, replica: s
     from kfgen.tfjobs import parse_replica
 
     replica_type, index = parse_replica(replica)
-    rendered = _read_rendered(stack, out)
-    env = rendered.environment(env_name)
+    rendered, env = _read_rendered(stack, out, env_name)
     obj = find_object(rendered.objects[env], "TFJob", job_name, env)
     try:
         config = tf_config(obj, replica_type, index, cluster_domain=operator_cluster_domain(rendered.objects[env]))
@@ -299,8 +301,7 @@ def tfjob_run_local(stack: Path, job_name: str, env_name: str | None, out: Path 
     if not print_env and not tensorflow_installed():
         raise MissingExtraError(INSTALL_HINT)
     chosen = parse_replica(only, "--only") if only else None
-    rendered = _read_rendered(stack, out)
-    env = rendered.environment(env_name)
+    rendered, env = _read_rendered(stack, out, env_name)
     obj = find_object(rendered.objects[env], "TFJob", job_name, env)
     try:
         policy = job_policy(obj)
@@ -351,12 +352,16 @@ def serve_local(stack: Path, model_name: str, env_name: str | None, out: Path | 
 
     if not tensorflow_installed():
         raise MissingExtraError(INSTALL_HINT)
-    rendered = _read_rendered(stack, out)
-    env = rendered.environment(env_name)
+    rendered, env = _read_rendered(stack, out, env_name)
     predictor = find_predictor(rendered.objects[env], model_name, env)
     folder = find_model_dir(predictor, model_dir, stack.resolve().parent)
-    servable = Servable(predictor.graph, folder)
-    server = make_server(Gateway(Executor(predictor, servable)), port, lambda line: click.echo(line, err=True))
+    server = make_server(port, lambda line: click.echo(line, err=True))
+    try:
+        servable = Servable(predictor.graph, folder)
+    except BaseException:
+        server.server_close()
+        raise
+    server.gateway = Gateway(Executor(predictor, servable))
     base = f"http://127.0.0.1:{server.server_address[1]}"
     route = predictor.routes[0] if predictor.routes else None
     url = f"{base}{route.prefix}" if route else f"{base}/"

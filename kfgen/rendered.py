@@ -30,23 +30,24 @@ class RenderedStack:
     fresh: bool  # rendered afresh into a temporary folder (no committed render of this stack)
     stale: bool  # a committed render exists but was rendered from another version of the stack
 
-    def environment(self, name: str | None) -> str:
-        """The environment named, or the stack's only one; InputError otherwise."""
-        names = [e.name for e in self.stack.environments]
-        if name is None:
-            if len(names) == 1:
-                return names[0]
-            raise InputError(f"--env is required: the stack has environments {', '.join(names)}")
-        if name not in names:
-            raise InputError(f"no environment {name!r} (have: {', '.join(names)})")
-        return name
+
+def choose_environment(stack: Stack, name: str | None) -> str:
+    """The environment named, or the stack's only one; InputError otherwise."""
+    names = [e.name for e in stack.environments]
+    if name is None:
+        if len(names) == 1:
+            return names[0]
+        raise InputError(f"--env is required: the stack has environments {', '.join(names)}")
+    if name not in names:
+        raise InputError(f"no environment {name!r} (have: {', '.join(names)})")
+    return name
 
 
-def read_rendered(stack_path: Path, out: Path | None = None) -> RenderedStack:
+def read_rendered(stack_path: Path, out: Path | None = None, stack: Stack | None = None) -> RenderedStack:
     """Every environment's objects: from `out` when given (what is deployed, hand edits included), from
     the committed render when it is the render of this stack (same stack digest in provenance.json),
     else from a fresh render in a temporary folder."""
-    stack = load_stack(stack_path, str(stack_path))
+    stack = stack or load_stack(stack_path, str(stack_path))
     names = [e.name for e in stack.environments]
     committed = out or default_out(stack_path, stack)
     present = all((committed / RENDERED / name).is_dir() for name in names)

@@ -238,17 +238,26 @@ class Gateway:
         return self.executor.handle(method, path, body, content_type)
 
 
-def make_server(gateway: Gateway, port: int, log: Callable[[str], None]) -> ThreadingHTTPServer:
-    """A threaded HTTP server on 127.0.0.1:port (0: any free port); InputError when the port is taken."""
+class LocalServer(ThreadingHTTPServer):
+    """A threaded HTTP server on 127.0.0.1 whose requests go to `gateway` (set once the model is loaded)."""
+
+    daemon_threads = True
+    gateway: Gateway | None = None
+
+
+def make_server(port: int, log: Callable[[str], None]) -> LocalServer:
+    """Bind 127.0.0.1:port (0: any free port) before the model loads; InputError when the port is taken."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        server: LocalServer
 
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            gateway = self.server.gateway
             try:
-                reply = gateway.handle(self.command, self.path, body, self.headers.get("Content-Type") or "")
+                reply = gateway.handle(self.command, self.path, body, self.headers.get("Content-Type") or "") if gateway else Reply(503, "")
             except ServingError as exc:
                 reply = Reply.error(exc.status, str(exc))
             data = reply.body.encode()
@@ -265,14 +274,12 @@ def make_server(gateway: Gateway, port: int, log: Callable[[str], None]) -> Thre
             log(f"kfgen: {self.command} {self.path} {args[1] if len(args) > 1 else ''}".rstrip())
 
     try:
-        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        return LocalServer(("127.0.0.1", port), Handler)
     except OSError as exc:
         raise InputError(f"--port {port}: {exc.strerror}; choose another port") from None
-    server.daemon_threads = True
-    return server
 
 
-def serve(server: ThreadingHTTPServer, ready: str, out=sys.stdout) -> None:
+def serve(server: LocalServer, ready: str, out=sys.stdout) -> None:
     """Print the ready line, then answer until interrupted (the caller stops cleanly)."""
     print(ready, file=out, flush=True)
     try:

@@ -44,7 +44,7 @@ def parse_replica(text: str, option: str = "--replica") -> tuple[str, int]:
 
 def describe(tfjob: dict, env: Environment) -> str:
     """One line: name, replicas per type, accelerator classes, images (tab-separated)."""
-    counts = replica_counts(tfjob)
+    counts = {t: n for t, n in sorted(replica_counts(tfjob).items(), key=lambda kv: REPLICA_TYPES.index(kv[0]))}
     replicas = " ".join(f"{rtype}={n}" for rtype, n in counts.items())
     labels = (tfjob.get("metadata") or {}).get("labels") or {}
     classes = list(dict.fromkeys(labels[key] for rtype in counts if (key := REPLICA_ACCELERATOR_PREFIX + rtype.lower()) in labels))
