@@ -117,12 +117,13 @@ class LocalRun:
         decision = after_exit(self.state, key, code)
         restart_policy = self.policy.restart[replica.replica_type]
         if decision.replica in (RESTART, RECREATE):
-            how = "restarting it" if decision.replica == RESTART else "recreating it (retryable exit code)"
-            restarts = f", {self.state.restarts[key]} restarts" if decision.replica == RESTART else ""
+            count = self.state.restarts[key]
+            why = f"{count} restart{'s' if count != 1 else ''}" if decision.replica == RESTART else "a retryable exit code"
             if decision.verdict:
-                self.say(f"kfgen: {proc.name} exited with {code} (restartPolicy {restart_policy}{restarts})")
+                self.say(f"kfgen: {proc.name} exited with {code} (restartPolicy {restart_policy}, {why})")
             else:
-                self.say(f"kfgen: {proc.name} exited with {code}; {how} (restartPolicy {restart_policy}{restarts})")
+                how = "restarting it" if decision.replica == RESTART else "recreating it"
+                self.say(f"kfgen: {proc.name} exited with {code}; {how} (restartPolicy {restart_policy}, {why})")
                 self._start(replica, proc.attempt + 1, f"exit {code}, restartPolicy {restart_policy}")
         elif decision.replica == SUCCEEDED:
             self.say(f"kfgen: {proc.name} succeeded")

@@ -27,6 +27,7 @@ pkg/apis/kubeflow.org/v1/tensorflow_defaults.go and tensorflow_types.go (default
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from kfgen.tfconfig import LEADERS, REPLICA_TYPES, replica_counts, replica_specs
 
@@ -87,8 +88,8 @@ def job_policy(tfjob: dict) -> JobPolicy:
                      _int_or_none(run_policy.get("activeDeadlineSeconds")), bool(spec.get("enableDynamicWorker")))
 
 
-def _int_or_none(value: object) -> int | None:
-    return None if value is None else int(value)  # type: ignore[call-overload]
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 @dataclass

@@ -146,7 +146,7 @@ def test_the_backoff_limit_counts_the_restarts_of_every_replica(kfgen, stack, tm
 def test_always_restarts_a_replica_that_exits_0_so_it_never_completes(kfgen, stack, tmp_path):
     run = run_local(kfgen, stack, tfjob({"Worker": 2}, {"worker-0": [0], "worker-1": ["hang"]}, restart="Always", backoff=2), tmp_path / "w")
     assert run.code == 1
-    assert "kfgen: worker-0 exited with 0; restarting it (restartPolicy Always, 1 restarts)" in run.err.splitlines()
+    assert "kfgen: worker-0 exited with 0; restarting it (restartPolicy Always, 1 restart)" in run.err.splitlines()
     assert verdict(run) == "kfgen: job failed: it has reached the specified backoff limit (2); stopping the others (worker-1)"
     assert attempts(tmp_path / "w")["worker-0"] == 2
 
@@ -169,7 +169,7 @@ def test_exit_code_recreates_on_retryable_codes_only(kfgen, stack, tmp_path):
     plan = {"worker-0": ["wait:worker-1"], "worker-1": ["kill", "kill", 0]}
     run = run_local(kfgen, stack, tfjob({"Worker": 2}, plan, restart="ExitCode", backoff=1), tmp_path / "retry")
     assert run.code == 0, run.err
-    assert "kfgen: worker-1 exited with 137; recreating it (retryable exit code) (restartPolicy ExitCode)" in run.err.splitlines()
+    assert "kfgen: worker-1 exited with 137; recreating it (restartPolicy ExitCode, a retryable exit code)" in run.err.splitlines()
     assert attempts(tmp_path / "retry") == {"worker-0": 1, "worker-1": 3}  # recreated pods have no restarts to count
     run = run_local(kfgen, stack, tfjob({"Worker": 2}, {"worker-0": ["hang"], "worker-1": [3]}, restart="ExitCode"), tmp_path / "final")
     assert verdict(run) == "kfgen: job failed: Worker 1 failed with exit code 3 (restartPolicy ExitCode); stopping the others (worker-0)"

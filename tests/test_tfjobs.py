@@ -105,6 +105,14 @@ def test_only_the_tensorflow_container_gets_a_tf_config(kfgen, example):
     assert run.code == 1  # lint at the end of the render: the operator's webhook would reject it
     assert ("rendered/dev/training-operator/ml/tfjob-renamed.yaml: spec.tfReplicaSpecs.Worker.template.spec.containers: [KFG008] "
             "no container named 'tensorflow' (has: 'trainer'); the training operator's webhook rejects the TFJob") in run.err.splitlines()
+    edit(example, "  workloads:\n    namespace: ml\n", "  waivers:\n    - {policy: KFG008, kind: TFJob, name: renamed, namespace: ml, "
+                  "reason: the operator runs without its webhook here}\n  workloads:\n    namespace: ml\n")
+    run = kfgen("tfjob", "tf-config", example, "--env", "dev", "--job", "renamed", "--replica", "worker:1")
+    assert (run.code, run.out) == (0, "")
+    assert run.err == ("kfgen: Worker of renamed has no container named 'tensorflow': the operator injects no TF_CONFIG "
+                       "(and its webhook rejects the TFJob; kfgen lint reports KFG008)\n")
+    run = kfgen("tfjob", "run-local", example, "--env", "dev", "--job", "renamed", "--print-env")
+    assert (run.code, run.err) == (2, "TFJob renamed: Worker has no container named 'tensorflow'; the operator's webhook rejects the job (kfgen lint: KFG008)\n")
 
 
 def test_tf_config_comes_from_the_rendered_tfjob(kfgen, example, tmp_path):
