@@ -291,10 +291,12 @@ def tfjob_tf_config(stack: Path, env_name: str | None, job_name: str, replica: s
 def tfjob_run_local(stack: Path, job_name: str, env_name: str | None, out: Path | None, model_dir: Path | None, work_dir: Path | None,
                     steps: int | None, timeout: float | None, only: str | None, print_env: bool) -> int:
     """Run a TFJob's replicas as local processes, supervised as the training operator would; exit 1 if the job fails."""
+    import shutil
     import tempfile
 
     from kfgen.rendered import find_object
     from kfgen.runlocal import INSTALL_HINT, LocalRun, tensorflow_installed
+    from kfgen.tfconfig import REPLICA_TYPES
     from kfgen.tfjobs import LocalDirs, local_replicas, parse_replica
     from kfgen.tfoperator import job_policy
 
@@ -307,32 +309,34 @@ def tfjob_run_local(stack: Path, job_name: str, env_name: str | None, out: Path 
         policy = job_policy(obj)
     except ValueError as exc:
         raise InputError(f"TFJob {job_name}: {exc}") from None
+    names = [f"{t.lower()}-{i}" for t in REPLICA_TYPES for i in range(policy.counts.get(t, 0))]
+    if chosen and f"{chosen[0].lower()}-{chosen[1]}" not in names:
+        raise InputError(f"--only {only}: {job_name} has no such replica (it has: {', '.join(names)})")
+    temporary = work_dir is None
     work = (work_dir or Path(tempfile.mkdtemp(prefix=f"kfgen-{job_name}-"))).resolve()
     dirs = LocalDirs(work, (model_dir or work / "model").resolve())
-    replicas = local_replicas(obj, stack.resolve().parent, dirs, steps=steps, base_env=dict(os.environ))
-    selected = [r for r in replicas if chosen is None or (r.replica_type, r.index) == chosen]
-    if not selected:
-        raise InputError(f"--only {only}: {job_name} has no such replica (it has: {', '.join(r.name for r in replicas)})")
+    try:
+        replicas = local_replicas(obj, stack.resolve().parent, dirs, steps=steps, base_env=dict(os.environ))
+    except InputError:
+        if temporary:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     dirs.create()
+    shell = dict(os.environ)
     if print_env:
         for replica in replicas:
-            click.echo(f"# {replica.name}\n{replica.shell_line(dict(os.environ))}")
+            click.echo(f"# {replica.name}\n{replica.shell_line(shell)}")
         return EXIT_OK
+    selected = [r for r in replicas if chosen is None or (r.replica_type, r.index) == chosen]
     if chosen is not None:
         others = [r for r in replicas if r not in selected]
-        click.echo(f"kfgen: running {selected[0].name} only; start the others with:" if others else f"kfgen: running {selected[0].name} only", err=True)
+        click.echo(f"kfgen: running {selected[0].name} only{'; start the others with:' if others else ''}", err=True)
         for replica in others:
-            click.echo(f"  {replica.shell_line(dict(os.environ))}", err=True)
-    if timeout is not None:
-        reason = f"still running after --timeout {timeout:g}s"
-    elif policy.active_deadline is not None:
-        timeout, reason = float(policy.active_deadline), f"active longer than its deadline (activeDeadlineSeconds {policy.active_deadline})"
-    else:
-        reason = ""
+            click.echo(f"  {replica.shell_line(shell)}", err=True)
     click.echo(f"kfgen: running {job_name} ({env}) locally: {', '.join(r.name for r in selected)}; model dir {dirs.model}; "
                f"logs, checkpoints and TensorBoard logs in {dirs.work}", err=True)
     run = LocalRun(job_name, selected, policy, dirs, sys.stdout, lambda line: click.echo(line, err=True), only=chosen is not None)
-    return run.run(timeout, reason)
+    return run.run(timeout)
 
 
 @cli.command("serve-local")

@@ -74,13 +74,20 @@ class LocalRun:
     def __post_init__(self) -> None:
         self.state = JobState(self.policy)
 
-    def run(self, timeout: float | None, timeout_reason: str) -> int:
-        """0 when the job succeeds, 1 when it fails or times out; every replica is stopped on return
-        (and on Ctrl-C or SIGTERM, which propagate after the stop)."""
+    def run(self, timeout: float | None = None) -> int:
+        """0 when the job succeeds, 1 when it fails or times out (`timeout` seconds, by default the
+        TFJob's activeDeadlineSeconds); every replica is stopped on return, and on Ctrl-C or SIGTERM,
+        which propagate after the stop."""
+        if timeout is not None:
+            reason = f"still running after --timeout {timeout:g}s"
+        elif self.policy.active_deadline is not None:
+            timeout, reason = float(self.policy.active_deadline), f"active longer than its deadline (activeDeadlineSeconds {self.policy.active_deadline})"
+        else:
+            reason = ""
         try:
             for replica in self.replicas:
                 self._start(replica, 1)
-            verdict = self._supervise(time.monotonic() + timeout if timeout else None, timeout_reason)
+            verdict = self._supervise(time.monotonic() + timeout if timeout is not None else None, reason)
         except Exception:
             self._stop_all()
             raise

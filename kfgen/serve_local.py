@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from kfgen.errors import InputError
 from kfgen.tfserving import Reply, Servable, ServingError
@@ -171,12 +171,7 @@ def seldon_predict(servable: Servable, body: bytes, content_type: str, image: st
     import numpy as np
 
     try:
-        if "application/json" not in content_type.lower():
-            raise _BadData("Can't find JSON in data")  # werkzeug < 2.3's get_json() on another Content-Type
-        try:
-            request = json.loads(body)
-        except ValueError:
-            raise _BadData("Can't find JSON in data") from None
+        request = _seldon_request(body, content_type)
         if not isinstance(request, dict):
             raise _BadData(f"Invalid request data type: {request}")
         meta = {"requestPath": {PROXY_CONTAINER: image}} if image else {}
@@ -210,6 +205,25 @@ def seldon_predict(servable: Servable, body: bytes, content_type: str, image: st
 
 class _BadData(Exception):
     """seldon_core's SeldonMicroserviceException (400, MICROSERVICE_BAD_DATA)."""
+
+
+def _seldon_request(body: bytes, content_type: str) -> Any:
+    """seldon_core.flask_utils.get_request: a form's `json` field, else the body as JSON when the
+    Content-Type says so (werkzeug < 2.3's get_json() refuses any other)."""
+    mimetype = content_type.split(";")[0].strip().lower()
+    if mimetype == "application/x-www-form-urlencoded":
+        field = parse_qs(body.decode("utf-8", errors="replace")).get("json")
+        if field:
+            try:
+                return json.loads(field[0])
+            except ValueError:
+                raise _BadData("Can't find JSON in data") from None
+    if mimetype != "application/json" and not (mimetype.startswith("application/") and mimetype.endswith("+json")):
+        raise _BadData("Can't find JSON in data")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise _BadData("Can't find JSON in data") from None
 
 
 def _tf_serving(servable: Servable, request: Any) -> Any:

@@ -92,12 +92,12 @@ class Servable:
             if not match:
                 raise ServingError(400, f"Malformed request: {method} {path}")
             name, version, label, metadata = match.groups()
+            if not name:
+                raise ServingError(400, "Missing model name in request.")
             if metadata:
-                if not name:
-                    raise ServingError(400, "Missing model name in request.")
                 self._servable(name, version, label)
                 return Reply(200, self.metadata(version))
-            return Reply(200, self.status(name or "", version, label))
+            return Reply(200, self.status(name, version, label))
         except ServingError as exc:
             return Reply.error(exc.status, str(exc))
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import pytest
 from conftest import ROOT, copy_stack, edit
 from kfgen.cli import main
 from kfgen.render import render
+from kfgen.tfserving import decimal
 
 SAMPLES = [[5.0, 3.4, 1.5, 0.2], [6.7, 3.0, 5.7, 2.1]]
 
@@ -165,6 +167,9 @@ def test_serve_local_speaks_the_seldon_protocol_when_the_predictor_does(trained,
         status, body = server.request("/models/iris/api/v1.0/predictions", {"data": {"ndarray": SAMPLES}}, content_type="")
         assert (status, json.loads(body)) == (400, {"status": {"status": 1, "info": "Can't find JSON in data", "code": -1,
                                                                "reason": "MICROSERVICE_BAD_DATA"}})
+        form = b"json=" + urllib.parse.quote(json.dumps({"data": {"ndarray": SAMPLES}})).encode()  # the wrapper reads a form's json field too
+        status, body = server.request("/models/iris/api/v1.0/predictions", form, content_type="application/x-www-form-urlencoded")
+        assert status == 200 and json.loads(body)["data"]["names"] == ["t:0", "t:1"]
         assert server.request("/models/iris/v1/models/model:predict", {"instances": SAMPLES}) == (404, "404 page not found\n")
         status, body = server.request("/v1/models/model:predict", {"instances": SAMPLES})  # TF Serving's own port, behind the proxy
         assert status == 200 and [p["classes"] for p in json.loads(body)["predictions"]] == [0, 2]
@@ -184,3 +189,16 @@ def test_serve_local_errors_are_one_line(kfgen, trained, tmp_path):
     assert (run.code, run.err) == (2, f"{model}/1: no version folder (e.g. {model}/1/1/saved_model.pb): TensorFlow Serving would find no model to serve\n")
     run = kfgen("serve-local", stack, "--model", "iris", "--model-dir", model)
     assert (run.code, run.err) == (2, "--env is required: the stack has environments dev, prod\n")
+
+
+@pytest.mark.parametrize("value, single, text", [
+    # json_tensor.cc WriteDecimal: StrCat's six digits ("%g": 9000000 -> 9e+06, .00003 -> 3e-05), full precision
+    # (max_digits10) when those do not read back the same number, '.0' on whole numbers, NaN/Infinity tokens
+    (0.2, True, "0.2"), (9000000.0, True, "9e+06"), (0.00003, True, "3e-05"), (3.0, True, "3.0"), (-1.5, True, "-1.5"),
+    (0.123456789, True, "0.123456791"), (0.123456789, False, "0.123456789"), (1 / 3, False, "0.33333333333333331"),
+    (float("nan"), True, "NaN"), (float("-inf"), True, "-Infinity"),
+])
+def test_floats_are_written_as_tensorflow_serving_writes_them(value, single, text):
+    import numpy as np
+
+    assert decimal(float(np.float32(value)) if single else value, single) == text
