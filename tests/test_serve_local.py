@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -189,6 +190,12 @@ def test_serve_local_errors_are_one_line(kfgen, trained, tmp_path):
     assert (run.code, run.err) == (2, f"{model}/1: no version folder (e.g. {model}/1/1/saved_model.pb): TensorFlow Serving would find no model to serve\n")
     run = kfgen("serve-local", stack, "--model", "iris", "--model-dir", model)
     assert (run.code, run.err) == (2, "--env is required: the stack has environments dev, prod\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = kfgen("serve-local", stack, "--model", "iris", "--env", "dev", "--model-dir", model, "--port", port)
+    assert (run.code, run.err) == (2, f"--port {port}: Address already in use; choose another port\n")
 
 
 @pytest.mark.parametrize("value, single, text", [
