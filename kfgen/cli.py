@@ -430,6 +430,16 @@ def profiles(stack: Path | None) -> int:
 
 
 @cli.command()
+@click.option("--deviations", is_flag=True, help="Also every declared deviation from upstream's install, with its reason.")
+def components(deviations: bool) -> int:
+    """The components, their supported upstream versions, and how kfgen's installs differ from upstream's."""
+    from kfgen.component_table import components_table
+
+    click.echo(components_table(deviations), nl=False)
+    return EXIT_OK
+
+
+@cli.command()
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file instead of stdout.")
 def schema(out: Path | None) -> int:
     """Print the stack's JSON Schema (for editors: # yaml-language-server: $schema=...)."""

@@ -99,6 +99,26 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Autoscaling:
+    min_replicas: int
+    max_replicas: int
+    cpu_utilization: int | None  # percent of the CPU request
+    metric: tuple[str, str] | None  # (custom metric name, target average value per pod)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One predictor of a served model: its own store, image and replicas, and its share of the traffic."""
+
+    name: str
+    model_uri: str | None
+    image: str | None
+    replicas: int
+    traffic: int
+    shadow: bool
+
+
+@dataclass(frozen=True)
 class ServedModel:
     name: str
     enabled: bool
@@ -112,6 +132,14 @@ class ServedModel:
     accelerator: str | None
     env: tuple[tuple[str, str], ...]
     route: Route
+    autoscaling: Autoscaling | None = None
+    versions: tuple[ModelVersion, ...] = ()  # empty: one predictor, `default`, with the model's settings
+
+    def predictors(self) -> tuple[ModelVersion, ...]:
+        """The model's predictors in a stable order: the versions that take traffic by name, the shadow last."""
+        if not self.versions:
+            return (ModelVersion("default", self.model_uri, self.image, self.replicas, 100, False),)
+        return tuple(sorted(self.versions, key=lambda v: (v.shadow, v.name)))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from kfgen.model import Resources
-from kfgen.vocabulary import APP_NAME, CHECKOV_SKIP, NETWORKING_API, WAIVER_PREFIX
+from kfgen.vocabulary import CHECKOV_SKIP, NETWORKING_API, WAIVER_PREFIX
 
 Obj = dict[str, Any]
 
@@ -111,9 +111,10 @@ def role(kind: str, name: str, ns: str | None, rules: list[Obj], labels: dict | 
     return obj("rbac.authorization.k8s.io/v1", kind, meta(name, ns if kind == "Role" else None, labels=labels), rules=rules)
 
 
-def binding(kind: str, name: str, ns: str | None, role_kind: str, role_name: str, subjects: list[tuple[str, str]]) -> Obj:
+def binding(kind: str, name: str, ns: str | None, role_kind: str, role_name: str, subjects: list[tuple[str, str]],
+            labels: dict | None = None) -> Obj:
     """A RoleBinding or ClusterRoleBinding to ServiceAccounts given as (name, namespace)."""
-    return obj("rbac.authorization.k8s.io/v1", kind, meta(name, ns if kind == "RoleBinding" else None),
+    return obj("rbac.authorization.k8s.io/v1", kind, meta(name, ns if kind == "RoleBinding" else None, labels=labels),
                roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role_name},
                subjects=[{"kind": "ServiceAccount", "name": n, "namespace": s} for n, s in subjects])
 
@@ -128,7 +129,7 @@ def resources_of(requests: dict, limits: dict, override: Resources | None = None
 
 
 def container(name: str, image: str, resources: Obj, *, command: list[str] | None = None, args: list[str] | None = None,
-              ports: list[tuple[str, int]] | None = None, env: list[Obj] | None = None, mounts: list[tuple] | None = None,
+              ports: list[tuple[str | None, int]] | None = None, env: list[Obj] | None = None, mounts: list[tuple] | None = None,
               liveness: Obj | None = None, readiness: Obj | None = None, security: Obj | None = None,
               working_dir: str | None = None) -> Obj:
     """A container; `mounts` are (volume name, mount path[, read only]); security defaults to restricted."""
@@ -142,7 +143,7 @@ def container(name: str, image: str, resources: Obj, *, command: list[str] | Non
     if env:
         out["env"] = env
     if ports:
-        out["ports"] = [{"containerPort": port, "name": port_name, "protocol": "TCP"} for port_name, port in ports]
+        out["ports"] = [{"containerPort": port, **({"name": port_name} if port_name else {}), "protocol": "TCP"} for port_name, port in ports]
     if liveness:
         out["livenessProbe"] = liveness
     if readiness:
@@ -159,8 +160,15 @@ def webhook_cert(secret: str) -> tuple[tuple, Obj]:
     return ("cert", WEBHOOK_CERT_DIR, True), secret_volume("cert", secret)
 
 
-def http_probe(path: str, port: str | int, scheme: str = "HTTP", delay: int = 10, period: int = 10) -> Obj:
-    return {"httpGet": {"path": path, "port": port, "scheme": scheme}, "initialDelaySeconds": delay, "periodSeconds": period}
+def http_probe(path: str, port: str | int, scheme: str = "HTTP", delay: int = 10, period: int = 10, *, timeout: int | None = None,
+               failures: int | None = None) -> Obj:
+    """An HTTP probe; timeout and failure threshold only where upstream sets them (else the API's defaults, 1 and 3)."""
+    out: Obj = {"httpGet": {"path": path, "port": port, "scheme": scheme}, "initialDelaySeconds": delay, "periodSeconds": period}
+    if timeout is not None:
+        out["timeoutSeconds"] = timeout
+    if failures is not None:
+        out["failureThreshold"] = failures
+    return dict(sorted(out.items()))
 
 
 def env_var(name: str, value: str) -> Obj:
@@ -192,30 +200,31 @@ def pod_spec(containers: list[Obj], service_account: str, *, volumes: list[Obj] 
     return dict(sorted(spec.items()))
 
 
-def deployment(name: str, ns: str, app: str, pod: Obj, replicas: int = 1, *, pod_annotations: dict | None = None,
-               strategy: str | None = None, labels: dict | None = None) -> Obj:
-    """A Deployment whose selector is only `app.kubernetes.io/name` (stable; never changes with versions)."""
-    selector = {APP_NAME: app}
-    template_meta: Obj = {"labels": {**selector, **(labels or {})}}
+def deployment(name: str, ns: str, selector: dict[str, str], pod: Obj, replicas: int = 1, *, labels: dict | None = None,
+               pod_labels: dict | None = None, pod_annotations: dict | None = None, strategy: str | None = None) -> Obj:
+    """A Deployment selecting its pods by `selector`, upstream's own selector labels (a selector cannot
+    change on a live Deployment, so kfgen keeps upstream's). `labels` go on the Deployment (default:
+    the selector's), `pod_labels` on its pods next to the selector's."""
+    template_meta: Obj = {"labels": dict(sorted({**selector, **(pod_labels or {})}.items()))}
     if pod_annotations:
         template_meta["annotations"] = dict(sorted(pod_annotations.items()))
-    spec: Obj = {"replicas": replicas, "revisionHistoryLimit": 5, "selector": {"matchLabels": selector}}
+    spec: Obj = {"replicas": replicas, "revisionHistoryLimit": 5, "selector": {"matchLabels": dict(sorted(selector.items()))}}
     if strategy:
         spec["strategy"] = {"type": strategy}
     spec["template"] = {"metadata": template_meta, "spec": pod}
-    return obj("apps/v1", "Deployment", meta(name, ns, labels={**selector, **(labels or {})}), spec=spec)
+    return obj("apps/v1", "Deployment", meta(name, ns, labels=selector if labels is None else labels), spec=spec)
 
 
-def service(name: str, ns: str, app: str, ports: list[tuple[str, int, int | str]], *, type_: str = "ClusterIP",
-            annotations: dict | None = None, headless: bool = False) -> Obj:
-    """A Service; ports are (name, port, targetPort)."""
+def service(name: str, ns: str, selector: dict[str, str], ports: list[tuple[str | None, int, int | str]], *, type_: str = "ClusterIP",
+            labels: dict | None = None, annotations: dict | None = None, headless: bool = False) -> Obj:
+    """A Service selecting pods by `selector`; ports are (name, port, targetPort)."""
     spec: Obj = {}
     if headless:
         spec["clusterIP"] = "None"
-    spec["ports"] = [{"name": n, "port": p, "protocol": "TCP", "targetPort": t} for n, p, t in ports]
-    spec["selector"] = {APP_NAME: app}
+    spec["ports"] = [{**({"name": n} if n else {}), "port": p, "protocol": "TCP", "targetPort": t} for n, p, t in ports]
+    spec["selector"] = dict(sorted(selector.items()))
     spec["type"] = type_
-    return obj("v1", "Service", meta(name, ns, labels={APP_NAME: app}, annotations=annotations), spec=spec)
+    return obj("v1", "Service", meta(name, ns, labels=labels, annotations=annotations), spec=spec)
 
 
 # Address ranges NetworkPolicies name (RFC 1918 private networks, and the clouds' metadata server).

@@ -25,6 +25,7 @@ from kfgen.workload_specs import Where, WorkloadBuilder, merged
 
 PROD_NAMES = ("prod", "production")
 GATEWAY_RESERVED = "/ambassador/"
+RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")  # and every kube-*
 
 
 def validate(sources: Sources) -> tuple[Stack, Tree]:
@@ -116,7 +117,16 @@ class _Builder:
         return component
 
     def check_namespaces(self, components: dict[str, Component], workloads: Workloads, where: Where) -> None:
+        """Each component and the workloads own a namespace of their own; never one the cluster or Argo CD
+        owns (kfgen's render creates, labels and, through Argo CD, prunes what is in its namespaces)."""
         owners: dict[str, str] = {}
+        argocd = (self.spec.get("gitops") or {}).get("argocdNamespace", "argocd")
+        for name, path, ns in [(n, ("components", n, "namespace"), components[n].namespace) for n in COMPONENTS if components[n].enabled] + \
+                [("workloads", ("workloads", "namespace"), workloads.namespace)]:
+            if ns in RESERVED_NAMESPACES or ns.startswith("kube-") or ns == argocd:
+                owner = "Argo CD" if ns == argocd else "the cluster"
+                self.fail(where(path), f"namespace {ns!r} belongs to {owner}; kfgen would own it (its Pod Security level, and Argo CD "
+                                       "pruning what kfgen does not render): choose a namespace of its own")
         for name in COMPONENTS:
             component = components[name]
             if not component.enabled:

@@ -17,6 +17,11 @@ EXAMPLES = sorted(p.parent for p in (ROOT / "stacks").glob("*/stack.yaml"))
 SHARED = ROOT.parent / "shared"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--soak", type=int, default=0, metavar="N",
+                     help="run the hardening tests' mutation corpus with N random mutants (a long soak; default: the quick corpus)")
+
+
 @dataclass
 class Run:
     code: int

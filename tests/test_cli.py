@@ -9,6 +9,7 @@ from kfgen.profiles import profile_index, support_matrix
 from kfgen.sources import read_profiles
 
 
+@pytest.mark.kustomize
 def test_init_validate_render(kfgen, tmp_path):
     folder = tmp_path / "my-platform"
     run = kfgen("init", folder)
@@ -73,18 +74,20 @@ def test_every_schema_field_has_a_description():
     assert missing == []
 
 
+@pytest.mark.kustomize
 def test_images_lists_what_each_environment_pulls(kfgen):
     run = kfgen("images", ROOT / "stacks/example/stack.yaml", "--env", "prod")
     assert run.code == 0
     images = [line.split("\t")[1] for line in run.out.splitlines()]
     assert images == sorted(set(images))
     for expected in ("quay.io/argoproj/argoexec:v3.6.19", "docker.io/seldonio/seldon-core-executor:1.17.1",
-                     "docker.io/tensorflow/serving:2.1.0", "ghcr.io/acme/iris-trainer:0.1.0-gpu",
+                     "docker.io/tensorflow/serving:2.21.0-gpu", "ghcr.io/acme/iris-trainer:0.1.0-gpu",
                      "quay.io/jupyter/tensorflow-notebook:cuda-2024-10-07", "docker.io/emissaryingress/emissary:3.10.0"):
         assert expected in images
     assert not [i for i in images if i.endswith(":latest") or ":" not in i.rsplit("/", 1)[-1]]
 
 
+@pytest.mark.kustomize
 def test_images_follow_a_registry_mirror(kfgen, example):
     example.write_text(example.read_text().replace("      namespace: argo\n", "      namespace: argo\n      imageRegistry: registry.acme.example/mirror\n"))
     run = kfgen("images", example, "--env", "dev")
@@ -106,6 +109,7 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert "sed -n '/<!-- test-command -->/,/<!-- \\/test-command -->/p' README.md" in (ROOT / ".ci" / "run").read_text()
 
 
+@pytest.mark.kustomize
 def test_images_include_your_own_manifests(kfgen, example):
     (example.parent / "extra.yaml").write_text(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: exporter, namespace: kubeflow}\nspec:\n  selector: {matchLabels: {app: x}}\n"
@@ -115,3 +119,13 @@ def test_images_include_your_own_manifests(kfgen, example):
     run = kfgen("images", example, "--env", "dev")
     assert run.code == 0, run.err
     assert "dev\tghcr.io/acme/exporter:2.0.1" in run.out.splitlines()
+
+
+def test_readme_shows_the_components_and_their_deviations(kfgen):
+    from kfgen.component_table import components_table
+
+    run = kfgen("components", "--deviations")
+    assert run.code == 0 and run.out == components_table(deviations=True)
+    block = (ROOT / "README.md").read_text().split("<!-- components -->\n")[1].split("<!-- /components -->")[0]
+    assert block == run.out
+    assert kfgen("components").out.splitlines()[2].startswith("| Argo Workflows | `argo-workflows` | v3.6.19 |")

@@ -12,6 +12,8 @@ from kfgen.render import render
 from kfgen.schema import stack_schema
 from kfgen.yamlio import load_all
 
+pytestmark = pytest.mark.kustomize  # end to end: renders with the real kustomize
+
 
 @pytest.fixture(scope="module")
 def objects(tmp_path_factory):

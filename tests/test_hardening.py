@@ -19,7 +19,28 @@ from conftest import copy_stack, read_tree
 from kfgen.load import load_bytes
 from kfgen.yamlio import dump
 
+pytestmark = pytest.mark.kustomize  # end to end: renders with the real kustomize
+
 LOCATED = re.compile(r"^\S+:\d+:\d+: ")
+QUICK_CORPUS = 70  # random mutants per CI run; `pytest tests/test_hardening.py --soak 5000` for a long soak
+
+# What a hostile (or careless) pull request to the example stack would write: each must be refused (exit 2).
+ATTACKS = [
+    ("dummy hub login", "        type: github\n", "        type: dummy\n"),
+    ("hub open to every account", "        admins: [platform-oncall]\n", "        admins: [platform-oncall]\n        allowAll: true\n"),
+    ("argo server hands out its token", "      namespace: argo\n", "      namespace: argo\n      server: {authModes: [server]}\n"),
+    ("external without TLS", "      tlsSecret: ml-acme-example-tls\n", ""),
+    ("external routes without auth", "        service: oauth2-proxy.oauth2-proxy:4180\n", "        service: null\n"),
+    ("a model takes every route", "        server: TENSORFLOW_SERVER\n", "        server: TENSORFLOW_SERVER\n        route: {prefix: /}\n"),
+    ("a model takes the hub's route", "        server: TENSORFLOW_SERVER\n", "        server: TENSORFLOW_SERVER\n        route: {prefix: /notebooks/}\n"),
+    ("a component in kube-system", "      namespace: kubeflow\n", "      namespace: kube-system\n"),
+    ("workloads in Argo CD's namespace", "    namespace: ml\n", "    namespace: argocd\n"),
+    ("a device as a manifest", "      namespace: kubeflow\n", "      namespace: kubeflow\n      extraResources: [/dev/zero]\n"),
+    ("a file outside the repository", "      namespace: kubeflow\n", "      namespace: kubeflow\n      extraResources: [../../../../../etc/passwd]\n"),
+    ("nesting bomb", "  workloads:\n", "  x: " + "[" * 3000 + "]" * 3000 + "\n  workloads:\n"),
+    ("text bomb", "metadata:\n", "x0: &x0 '" + "x" * 100_000 + "'\nx1: [" + ", ".join(["*x0"] * 200) + "]\nmetadata:\n"),
+    ("an explicit tag that is no integer", "      replicas: 2\n", "      replicas: !!int two\n"),
+]
 
 
 def mutants(text: str, seed: int, count: int) -> list[tuple[str, str]]:
@@ -89,23 +110,32 @@ def _mutate(data, path, kind, rng):
     return data
 
 
-def test_mutation_corpus_never_crashes_and_never_touches_the_output(kfgen, tmp_path):
+def attacks(text: str) -> list[tuple[str, str]]:
+    found = []
+    for what, old, new in ATTACKS:
+        assert old in text, what  # the attack still applies to the example
+        found.append((f"attack: {what}", text.replace(old, new, 1)))
+    return found
+
+
+def test_mutation_corpus_never_crashes_and_never_touches_the_output(kfgen, tmp_path, request):
     stack = copy_stack("example", tmp_path)
     original = stack.read_text()
     out = tmp_path / "out"
     assert kfgen("render", stack, "--out", out).code == 0
     snapshot = read_tree(out)
     codes = {}
-    for what, text in mutants(original, seed=20261124, count=70):
+    soak = request.config.getoption("--soak")
+    for what, text in attacks(original) + mutants(original, seed=soak or 20261124, count=soak or QUICK_CORPUS):
         stack.write_text(text)
         run = kfgen("render", stack, "--out", out)
         codes[run.code] = codes.get(run.code, 0) + 1
-        assert run.code in (0, 2), f"{what}: exit {run.code}\n{run.err}"
+        assert run.code in ((2,) if what.startswith("attack:") else (0, 2)), f"{what}: exit {run.code}\n{run.err}"
         assert "Traceback" not in run.err, what
         if run.code == 2:
             lines = run.err.splitlines()
             assert lines and all(LOCATED.match(line) for line in lines), f"{what}:\n{run.err}"
-            assert all(line.startswith(str(stack)) for line in lines), f"{what}:\n{run.err}"
+            assert all(line.startswith(str(stack)) for line in lines) or what.startswith("attack:"), f"{what}:\n{run.err}"
             assert read_tree(out) == snapshot, what
         else:
             snapshot = read_tree(out)

@@ -14,6 +14,8 @@ from conftest import EXAMPLES, SHARED, copy_stack, edit
 from kfgen.render import render
 from kfgen.yamlio import dump, load_all
 
+pytestmark = pytest.mark.kustomize  # end to end: renders with the real kustomize
+
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory):

@@ -10,6 +10,7 @@ address minus its exceptions). It knows nothing of kfgen's code.
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass, field
 
 import pytest
@@ -17,6 +18,12 @@ import pytest
 from conftest import copy_stack
 from kfgen.render import render
 from kfgen.rendered import rendered_objects
+
+
+# The labels KubeSpawner 7.0 itself puts on a notebook pod (spawner.py: common_labels app=jupyterhub, heritage=jupyterhub;
+# component_label singleuser-server as `component` and `app.kubernetes.io/component`); the hub config adds its extra_labels.
+KUBESPAWNER_LABELS = {"app": "jupyterhub", "heritage": "jupyterhub", "component": "singleuser-server",
+                      "app.kubernetes.io/component": "singleuser-server"}
 
 
 @dataclass
@@ -105,6 +112,13 @@ def prod(tmp_path_factory):
     return Cluster(objects, namespaces), objects
 
 
+def notebook_pod(objects: list[dict]) -> Pod:
+    """A notebook pod as KubeSpawner makes it from the rendered hub configuration (its extra_labels)."""
+    (config,) = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "hub-config"]
+    extra = json.loads(config["data"]["settings.json"])["podLabels"]
+    return Pod("jupyterhub", {**KUBESPAWNER_LABELS, **extra}, {"notebook-port": 8888})
+
+
 def pod_of(objects: list[dict], kind: str, name: str) -> Pod:
     """A pod of a rendered Deployment, with its labels and named container ports."""
     (owner,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
@@ -120,7 +134,7 @@ def test_the_workload_namespace_takes_only_what_the_platform_sends(prod):
     predictor = Pod("ml", {"seldon-deployment-id": "iris", "seldon-app": "iris-default"}, {"http": 8000})
     worker = Pod("ml", {"training.kubeflow.org/operator-name": "tfjob-controller", "training.kubeflow.org/job-name": "iris"})
     step = Pod("ml", {"workflows.argoproj.io/workflow": "iris-classic-x"})
-    notebook = Pod("jupyterhub", {"app.kubernetes.io/name": "notebook"})
+    notebook = notebook_pod(objects)
     assert cluster.reaches(gateway, predictor, 8000)
     assert not cluster.reaches(gateway, predictor, 9000)  # the model container itself: only through the executor
     assert not cluster.reaches(notebook, predictor, 8000)  # a notebook user cannot bypass the gateway's authentication
@@ -131,7 +145,7 @@ def test_the_workload_namespace_takes_only_what_the_platform_sends(prod):
 
 def test_notebooks_reach_the_internet_but_not_the_cloud_metadata_server_nor_private_networks(prod):
     cluster, objects = prod
-    notebook = Pod("jupyterhub", {"app.kubernetes.io/name": "notebook"}, {"notebook-port": 8888})
+    notebook = notebook_pod(objects)
     hub, proxy = pod_of(objects, "Deployment", "hub"), pod_of(objects, "Deployment", "proxy")
     assert cluster.reaches(notebook, Outside("151.101.0.223"), 443)  # PyPI
     assert not cluster.reaches(notebook, Outside("169.254.169.254"), 80)
@@ -150,4 +164,4 @@ def test_only_the_proxy_takes_traffic_from_anywhere(prod):
     assert cluster.reaches(hub, proxy, 8001)
     assert not cluster.reaches(gateway, hub, 8081)
     assert cluster.reaches(proxy, hub, 8081)
-    assert cluster.reaches(hub, Outside("10.0.0.1"), 443) and not cluster.reaches(hub, Outside("169.254.169.254"), 80)
+    assert cluster.reaches(hub, Outside("10.0.0.1"), 443)  # the API server: the hub spawns notebooks

@@ -9,6 +9,8 @@ from conftest import ROOT, copy_stack
 from kfgen.render import render
 from kfgen.yamlio import load_all
 
+pytestmark = pytest.mark.kustomize  # end to end: renders with the real kustomize
+
 CLOUDS = ["gke", "eks", "aks", "kind"]
 
 # (cloud, accelerator) -> node labels the pods must select. Absent: the cloud does not offer it.

@@ -17,6 +17,8 @@ from kfgen.kustomize import find_engine
 from kfgen.render import render
 from kfgen.yamlio import load_all
 
+pytestmark = pytest.mark.kustomize  # end to end: renders with the real kustomize
+
 
 def objects_of(folder: Path) -> list[dict]:
     docs = []

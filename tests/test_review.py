@@ -13,6 +13,8 @@ from conftest import EXAMPLES, ROOT, SHARED, copy_stack, edit, git
 from kfgen.review import Change, as_markdown
 from kfgen.yamlio import load_all
 
+pytestmark = pytest.mark.kustomize  # end to end: renders with the real kustomize
+
 
 @pytest.fixture
 def repo(git_repo, kfgen):

@@ -4,6 +4,8 @@ parameter-server example run locally, the pipeline steps."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -115,6 +117,7 @@ def test_only_the_tensorflow_container_gets_a_tf_config(kfgen, example):
     assert (run.code, run.err) == (2, "TFJob renamed: Worker has no container named 'tensorflow'; the operator's webhook rejects the job (kfgen lint: KFG008)\n")
 
 
+@pytest.mark.kustomize
 def test_tf_config_comes_from_the_rendered_tfjob(kfgen, example, tmp_path):
     run = kfgen("tfjob", "tf-config", example, "--env", "prod", "--job", "iris", "--replica", "worker:3")
     assert run.code == 0, run.err

@@ -13,6 +13,8 @@ import pytest
 from conftest import EXAMPLES, SHARED, copy_stack
 from kfgen.render import render
 
+pytestmark = pytest.mark.kustomize  # end to end: renders with the real kustomize
+
 CHECKER = SHARED / "tools" / "upstream_check.py"
 
 

@@ -38,8 +38,11 @@ def string_map() -> Schema:
 
 def crd(group: str, kind: str, plural: str, spec: Schema, *, version: str = "v1", scope: str = "Namespaced",
         short_names: list[str] | None = None, categories: list[str] | None = None, status: bool = True,
-        scale: dict | None = None, columns: list[dict] | None = None, required: list[str] | None = None) -> dict:
-    """A single-version CRD with a structural schema."""
+        status_subresource: bool | None = None, scale: dict | None = None, columns: list[dict] | None = None,
+        required: list[str] | None = None, also_served: tuple[str, ...] = ()) -> dict:
+    """A CRD with a structural schema, stored as `version` (and served, with the same schema and no
+    conversion, as each of `also_served`, as upstream's CRD does); `status` puts a status field in the schema, and
+    (unless `status_subresource` says otherwise, as upstream's CRD does) the status subresource."""
     root = props({"apiVersion": STRING, "kind": STRING, "metadata": {"type": "object"}, "spec": spec,
                   **({"status": PRESERVE} if status else {})}, required=required or ["spec"])
     names: dict[str, Any] = {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower()}
@@ -51,17 +54,18 @@ def crd(group: str, kind: str, plural: str, spec: Schema, *, version: str = "v1"
     if columns:
         ver["additionalPrinterColumns"] = columns
     subresources: dict[str, Any] = {}
-    if status:
+    if status if status_subresource is None else status_subresource:
         subresources["status"] = {}
     if scale:
         subresources["scale"] = scale
     if subresources:
         ver["subresources"] = subresources
+    versions = [ver] + [{**ver, "name": name, "storage": False} for name in also_served]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": meta(f"{plural}.{group}"),
-        "spec": {"group": group, "names": names, "scope": scope, "versions": [ver]},
+        "spec": {"group": group, "names": names, "scope": scope, "versions": versions},
     }
 
 

@@ -33,13 +33,22 @@ class Release:
 @dataclass(frozen=True)
 class Deviation:
     """A deliberate difference from upstream's install: which object (kind/name, `*` for any), which
-    field (a dotted path, `*` for the whole object), and why. The parity tests fail on any
-    difference a component does not declare."""
+    field (a dotted path as the parity tests write it, a prefix covers what is below it, `*` for the
+    whole object), and why. The parity tests fail on any difference a component does not declare,
+    and on a declared one that no supported release has.
+
+    `upstream_name`: kfgen names the object differently (`name` is kfgen's name); `versions`: the
+    deviation holds for these releases only (empty: all)."""
 
     kind: str
     name: str
     field: str
     reason: str
+    upstream_name: str | None = None
+    versions: tuple[str, ...] = ()
+
+    def holds_for(self, version: str) -> bool:
+        return not self.versions or version in self.versions
 
 
 @dataclass(frozen=True)

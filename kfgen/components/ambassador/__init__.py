@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from kfgen.components.ambassador.deviations import DEVIATIONS
 from kfgen.components.ambassador.install import install
 from kfgen.components.package import ComponentPackage, Fail, Release, with_defaults
 from kfgen.context import RenderContext
@@ -27,6 +28,7 @@ class Ambassador(ComponentPackage):
     title = "Emissary-ingress (Ambassador)"
     releases = (Release("3.10.0", {"gateway": "docker.io/emissaryingress/emissary:3.10.0"}, upstream="emissary/3.10.0"),)
     namespace = "emissary"
+    deviations = DEVIATIONS
     app_wave = 0  # others' routes use its CRDs
     workload_kinds = ("Mapping",)  # custom resources of workloads: synced one wave after the operators
     folder = Path(__file__).parent

@@ -31,9 +31,24 @@ def _emissary_spec(kind: str) -> Schema:
     return props(ids, preserve=True)
 
 
+def _column(name: str, path: str, kind: str = "string") -> dict:
+    return {"jsonPath": path, "name": name, "type": kind}
+
+
+# upstream's printer columns (v3alpha1)
+_COLUMNS = {
+    "Host": [_column("Hostname", ".spec.hostname"), _column("State", ".status.state"), _column("Phase Completed", ".status.phaseCompleted"),
+             _column("Phase Pending", ".status.phasePending"), _column("Age", ".metadata.creationTimestamp", "date")],
+    "Listener": [_column("Port", ".spec.port"), _column("Protocol", ".spec.protocol"), _column("Stack", ".spec.protocolStack"),
+                 _column("StatsPrefix", ".spec.statsPrefix"), _column("Security", ".spec.securityModel"), _column("L7Depth", ".spec.l7Depth")],
+    "Mapping": [_column("Source Host", ".spec.host"), _column("Source Prefix", ".spec.prefix"), _column("Dest Service", ".spec.service"),
+                _column("State", ".status.state"), _column("Reason", ".status.reason")],
+}
+
+
 def emissary_crds() -> list[dict]:
     out = []
     for kind, plural in _EMISSARY_KINDS:
-        out.append(crd("getambassador.io", kind, plural, _emissary_spec(kind), version="v3alpha1",
-                       categories=["ambassador-crds"], status=kind in ("Host", "Mapping", "TCPMapping"), required=[]))
+        out.append(crd("getambassador.io", kind, plural, _emissary_spec(kind), version="v3alpha1", categories=["ambassador-crds"],
+                       status=kind in ("Host", "Mapping"), columns=_COLUMNS.get(kind), required=[]))
     return out

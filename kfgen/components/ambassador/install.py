@@ -21,8 +21,8 @@ from kfgen.objects import (
     binding,
     container,
     deployment,
-    empty_dir,
     env_field,
+    env_var,
     http_probe,
     meta,
     namespace,
@@ -40,6 +40,9 @@ from kfgen.objects import (
 )
 
 
+INSTANCE = {"app.kubernetes.io/instance": "emissary-ingress", "app.kubernetes.io/name": "emissary-ingress"}  # upstream's selector
+
+
 def install(component: Component, release: Release, ctx: RenderContext) -> list[Obj]:
     ns = component.namespace
     image = rewrite_image(release.images["gateway"], component.image_registry)
@@ -47,37 +50,41 @@ def install(component: Component, release: Release, ctx: RenderContext) -> list[
     gateway = container(
         "ambassador", image,
         resources_of({"cpu": "200m", "memory": "256Mi"}, {"cpu": "1", "memory": "600Mi"}, component.resources),
-        env=[env_field("AMBASSADOR_NAMESPACE", "metadata.namespace"), env_field("HOST_IP", "status.hostIP")],
+        env=[env_field("HOST_IP", "status.hostIP"), env_field("AMBASSADOR_NAMESPACE", "metadata.namespace"),
+             env_var("AGENT_CONFIG_RESOURCE_NAME", "emissary-ingress-agent-cloud-token")],
         ports=[("http", 8080), ("https", 8443), ("admin", 8877)],
-        liveness=http_probe("/ambassador/v0/check_alive", "admin", delay=30, period=3),
-        readiness=http_probe("/ambassador/v0/check_ready", "admin", delay=30, period=3),
+        liveness=http_probe("/ambassador/v0/check_alive", "admin", delay=30, period=3, failures=3),
+        readiness=http_probe("/ambassador/v0/check_ready", "admin", delay=30, period=3, failures=3),
         security=security,
-        mounts=[("tmp", "/tmp")],
+        mounts=[("ambassador-pod-info", "/tmp/ambassador-pod-info", True)],
     )
-    pod = pod_spec([gateway], "emissary-ingress", volumes=[empty_dir("tmp")], security=pod_security(8888),
-                   extra={"terminationGracePeriodSeconds": 30})
+    pod_info = {"downwardAPI": {"items": [{"fieldRef": {"fieldPath": "metadata.labels"}, "path": "labels"}]}, "name": "ambassador-pod-info"}
+    pod = pod_spec([gateway], "emissary-ingress", volumes=[pod_info], security=pod_security(8888),
+                   extra={"terminationGracePeriodSeconds": 0})
+    # upstream's emissary-ingress-watch and emissary-ingress-crd rules, written into the one ClusterRole they aggregate into
     rules = [
         rule([""], ["namespaces", "services", "secrets", "configmaps", "endpoints"], ["get", "list", "watch"]),
-        rule(["getambassador.io"], ["*"], ["get", "list", "watch", "update", "patch", "create", "delete"]),
+        rule(["getambassador.io", "gateway.getambassador.io"], ["*"], ["get", "list", "watch", "update", "patch", "create", "delete"]),
         rule(["getambassador.io"], ["mappings/status"], ["update"]),
         rule(["networking.internal.knative.dev"], ["clusteringresses", "ingresses"], ["get", "list", "watch"]),
         rule(["networking.x-k8s.io"], ["*"], ["get", "list", "watch"]),
-        rule(["networking.k8s.io", "extensions"], ["ingresses", "ingressclasses"], ["get", "list", "watch"]),
-        rule(["networking.k8s.io", "extensions"], ["ingresses/status"], ["update"]),
-        rule(["discovery.k8s.io"], ["endpointslices"], ["get", "list", "watch"]),
-        rule(["apiextensions.k8s.io"], ["customresourcedefinitions"], ["get", "list", "watch"]),
+        rule(["networking.internal.knative.dev"], ["ingresses/status", "clusteringresses/status"], ["update"]),
+        rule(["extensions", "networking.k8s.io"], ["ingresses", "ingressclasses"], ["get", "list", "watch"]),
+        rule(["extensions", "networking.k8s.io"], ["ingresses/status"], ["update"]),
+        rule(["apiextensions.k8s.io"], ["customresourcedefinitions"], ["get", "list", "watch", "delete"]),
     ]
     return [
         namespace(ns),
         *emissary_crds(),
-        service_account("emissary-ingress", ns),
-        role("ClusterRole", f"emissary-ingress-{ns}", None, rules),
-        binding("ClusterRoleBinding", f"emissary-ingress-{ns}", None, "ClusterRole", f"emissary-ingress-{ns}", [("emissary-ingress", ns)]),
-        _gateway_waivers(deployment("emissary-ingress", ns, "emissary-ingress", pod, component.replicas or 2,
+        service_account("emissary-ingress", ns, labels=INSTANCE),
+        role("ClusterRole", "emissary-ingress", None, rules, labels=INSTANCE),
+        binding("ClusterRoleBinding", "emissary-ingress", None, "ClusterRole", "emissary-ingress", [("emissary-ingress", ns)], labels=INSTANCE),
+        _gateway_waivers(deployment("emissary-ingress", ns, INSTANCE, pod, component.replicas or 3, pod_labels={"profile": "main"},
                                     pod_annotations={"consul.hashicorp.com/connect-inject": "false", "sidecar.istio.io/inject": "false"})),
         _public_service(ns, ctx),
-        service("emissary-ingress-admin", ns, "emissary-ingress", [("ambassador-admin", 8877, "admin")]),
-        obj(GETAMBASSADOR, "Module", meta("ambassador", ns),
+        service("emissary-ingress-admin", ns, INSTANCE, [("ambassador-admin", 8877, "admin"), ("ambassador-snapshot", 8005, 8005)],
+                labels={**INSTANCE, "service": "ambassador-admin"}),
+        obj(GETAMBASSADOR, "Module", meta("ambassador", ns, labels={**INSTANCE, "app.kubernetes.io/component": "emissary-ingress"}),
             spec={"config": {"diagnostics": {"allow_non_local": True, "enabled": False}}}),
         *_listeners(ns),
         annotate(_host(component), ctx.risk_annotations("plain-http")),
@@ -111,8 +118,8 @@ def _public_service(ns: str, ctx: RenderContext) -> Obj:
     env = ctx.env
     kind = env.cloud.service_type if env else "LoadBalancer"
     annotations = dict(env.cloud.load_balancer.get(env.exposure, {})) if env and kind == "LoadBalancer" else None
-    svc = service("emissary-ingress", ns, "emissary-ingress", [("http", 80, 8080), ("https", 443, 8443)],
-                  type_=kind, annotations=annotations)
+    svc = service("emissary-ingress", ns, {**INSTANCE, "profile": "main"}, [("http", 80, 8080), ("https", 443, 8443)],
+                  type_=kind, labels={**INSTANCE, "app.kubernetes.io/component": "ambassador-service"}, annotations=annotations)
     if kind == "LoadBalancer":
         svc["spec"]["externalTrafficPolicy"] = "Local"
     return svc

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from kfgen.components.argo_workflows.deviations import DEVIATIONS
 from kfgen.components.argo_workflows.install import install
 from kfgen.components.argo_workflows.pipelines import pipeline_objects
 from kfgen.components.package import AcceleratorTarget, ComponentPackage, Release, with_defaults
@@ -33,9 +34,10 @@ def _release(version: str) -> Release:
 class ArgoWorkflows(ComponentPackage):
     name = "argo-workflows"
     title = "Argo Workflows"
-    releases = tuple(_release(v) for v in ("v3.6.19", "v3.6.10", "v3.5.15"))
+    releases = tuple(_release(v) for v in ("v3.6.19", "v3.7.18", "v3.6.10", "v3.5.15"))
     namespace = "argo"
     runs = "pipelines"
+    deviations = DEVIATIONS
     workload_kinds = ("WorkflowTemplate", "CronWorkflow")  # custom resources of workloads: synced one wave after the operators
     folder = Path(__file__).parent
 

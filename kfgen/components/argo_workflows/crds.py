@@ -16,6 +16,16 @@ _ARGO = [
 ]
 
 
+# as upstream's CRDs: only these two have a status subresource, only Workflow has printer columns
+STATUS_SUBRESOURCE = ("WorkflowTaskSet", "WorkflowArtifactGCTask")
+WORKFLOW_COLUMNS = [
+    {"description": "Status of the workflow", "jsonPath": ".status.phase", "name": "Status", "type": "string"},
+    {"description": "When the workflow was started", "format": "date-time", "jsonPath": ".status.startedAt", "name": "Age", "type": "date"},
+    {"description": "Human readable message indicating details about why the workflow is in this condition.",
+     "jsonPath": ".status.message", "name": "Message", "type": "string"},
+]
+
+
 def argo_crds() -> list[dict]:
     out = []
     for kind, plural, short, required in _ARGO:
@@ -28,5 +38,6 @@ def argo_crds() -> list[dict]:
             spec = props({"schedule": STRING, "schedules": array(STRING), "timezone": STRING, "concurrencyPolicy": STRING,
                           "workflowSpec": PRESERVE}, required=["workflowSpec"], preserve=True)
         out.append(crd("argoproj.io", kind, plural, spec, version="v1alpha1", scope=scope, short_names=short or None,
-                       categories=["argo"], status=kind not in ("WorkflowTaskResult",), required=["metadata", *required]))
+                       status=kind not in ("WorkflowTaskResult",), status_subresource=kind in STATUS_SUBRESOURCE,
+                       columns=WORKFLOW_COLUMNS if kind == "Workflow" else None, required=["metadata", *required]))
     return out

@@ -1,4 +1,4 @@
-"""Argo Workflows' cluster install: the workflow controller and the Argo server (v3.5 and v3.6)."""
+"""Argo Workflows' cluster install: the workflow controller and the Argo server (v3.5 to v3.7)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,10 @@ from kfgen.objects import (
 from kfgen.yamlio import dump
 
 ARGO_GROUP = ["argoproj.io"]
-WF_KINDS = ["workflows", "workflowtemplates", "cronworkflows", "clusterworkflowtemplates", "workfloweventbindings"]
+# what upstream's argo-aggregate-to-{view,edit,admin} grant (admin also workflowtasksets; all workflowtaskresults)
+AGGREGATED_KINDS = ["workflows", "workfloweventbindings", "workflowtemplates", "cronworkflows", "clusterworkflowtemplates"]
+CONTROLLER = {"app": "workflow-controller"}  # upstream's selectors
+SERVER = {"app": "argo-server"}
 EXECUTOR_RESOURCES = {"limits": {"cpu": "500m", "memory": "256Mi"}, "requests": {"cpu": "50m", "memory": "64Mi"}}
 
 
@@ -45,12 +48,12 @@ def install(component: Component, release: Release, ctx: RenderContext) -> list[
     objects.append(config_map("workflow-controller-configmap", ns, controller_config(ctx)))
     objects.append(obj("scheduling.k8s.io/v1", "PriorityClass", meta("workflow-controller"), value=1000000,
                        description="Argo Workflows' controller: keeps running when the cluster is full."))
-    objects += _rbac(ns)
+    objects += _rbac(ns, release.version)
     objects.append(_controller(component, images))
-    objects.append(service("workflow-controller-metrics", ns, "workflow-controller", [("metrics", 9090, 9090)]))
+    objects.append(service("workflow-controller-metrics", ns, CONTROLLER, [("metrics", 9090, 9090)]))
     if component.settings.server_enabled:
         objects.append(_server(component, images, ctx))
-        objects.append(service("argo-server", ns, "argo-server", [("web", 2746, 2746)]))
+        objects.append(service("argo-server", ns, SERVER, [("web", 2746, 2746)]))
     return objects
 
 
@@ -101,38 +104,43 @@ def _controller(component: Component, images: dict[str, str]) -> Obj:
         "workflow-controller", images["controller"],
         resources_of({"cpu": "100m", "memory": "256Mi"}, {"cpu": "1", "memory": "1Gi"}, component.resources),
         command=["workflow-controller"],
-        args=["--configmap", "workflow-controller-configmap", "--executor-image", images["executor"]],
+        # the executor image is named here (upstream lets the controller derive it) so registry mirrors rewrite it
+        args=["--executor-image", images["executor"]],
         env=[env_field("LEADER_ELECTION_IDENTITY", "metadata.name")],
-        ports=[("metrics", 9090), ("healthz", 6060)],
-        liveness=http_probe("/healthz", 6060, delay=90, period=60),
+        ports=[("metrics", 9090), (None, 6060)],
+        liveness=http_probe("/healthz", 6060, delay=90, period=60, timeout=30, failures=3),
         readiness=http_probe("/healthz", 6060, delay=10, period=10),
     )
     pod = pod_spec([main], "argo", security=pod_security(NON_ROOT_UID), extra={"priorityClassName": "workflow-controller"})
-    return operator_waivers(deployment("workflow-controller", ns, "workflow-controller", pod, component.replicas or 1))
+    return operator_waivers(deployment("workflow-controller", ns, CONTROLLER, pod, component.replicas or 1, labels={}))
 
 
 def _server(component: Component, images: dict[str, str], ctx: RenderContext) -> Obj:
     ns = component.namespace
-    auth = [f"--auth-mode={mode}" for mode in component.settings.auth_modes]
+    # the server's own default is client mode (and --secure=true): flags only for what the stack changes
+    modes = component.settings.auth_modes
+    auth = [] if modes == ("client",) else [f"--auth-mode={mode}" for mode in modes]
     main = container(
         "argo-server", images["server"],
         resources_of({"cpu": "100m", "memory": "128Mi"}, {"cpu": "500m", "memory": "512Mi"}, component.resources),
-        args=["server", *auth, "--secure=true"],
+        args=["server", *auth],
         ports=[("web", 2746)],
         liveness=http_probe("/", 2746, scheme="HTTPS", delay=20, period=20),
         readiness=http_probe("/", 2746, scheme="HTTPS", delay=10, period=20),
         mounts=[("tmp", "/tmp")],
     )
     pod = pod_spec([main], "argo-server", volumes=[empty_dir("tmp")], security=pod_security(NON_ROOT_UID))
-    return annotate(operator_waivers(deployment("argo-server", ns, "argo-server", pod, component.replicas or 1,
-                                                labels=ctx.identity_pod_labels("argo-server"))),
+    return annotate(operator_waivers(deployment("argo-server", ns, SERVER, pod, component.replicas or 1, labels={},
+                                                pod_labels=ctx.identity_pod_labels("argo-server"))),
                     ctx.risk_annotations("argo-server-auth-mode-server"))
 
 
-def _rbac(ns: str) -> list[Obj]:
+def _rbac(ns: str, version: str) -> list[Obj]:
+    # 3.7 reads namespaces too (upstream's argo-cluster-role from v3.7.0)
+    configmaps = ["configmaps", "namespaces"] if not version.startswith(("v3.5.", "v3.6.")) else ["configmaps"]
     controller_rules = [
         rule([""], ["pods", "pods/exec"], ["create", "get", "list", "watch", "update", "patch", "delete"]),
-        rule([""], ["configmaps"], ["get", "watch", "list"]),
+        rule([""], configmaps, ["get", "watch", "list"]),
         rule([""], ["persistentvolumeclaims", "persistentvolumeclaims/finalizers"], ["create", "update", "delete", "get"]),
         rule(ARGO_GROUP, ["workflows", "workflows/finalizers", "workflowtasksets", "workflowtasksets/finalizers",
                           "workflowartifactgctasks"], ["get", "list", "watch", "update", "patch", "delete", "create"]),
@@ -159,8 +167,9 @@ def _rbac(ns: str) -> list[Obj]:
     write = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
     aggregates = []
     for level, verbs in (("view", read), ("edit", write), ("admin", write)):
+        kinds = AGGREGATED_KINDS + (["workflowtasksets"] if level == "admin" else []) + ["workflowtaskresults"]
         aggregate = role("ClusterRole", f"argo-aggregate-to-{level}", None,
-                         [rule(ARGO_GROUP, [k for kind in WF_KINDS for k in (kind, f"{kind}/finalizers")], verbs)],
+                         [rule(ARGO_GROUP, [k for kind in kinds for k in (kind, f"{kind}/finalizers")], verbs)],
                          labels={f"rbac.authorization.k8s.io/aggregate-to-{level}": "true"})
         aggregates.append(aggregate)
     return [

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from kfgen.components.jupyterhub.deviations import DEVIATIONS
 from kfgen.components.jupyterhub.install import BASE_URL, install, notebook_accelerator_patch, notebook_objects
 from kfgen.components.package import ComponentPackage, Fail, GatewayRoute, Release, with_defaults
 from kfgen.context import RenderContext
@@ -35,6 +36,7 @@ class JupyterHub(ComponentPackage):
     releases = tuple(Release(v, {"hub": f"quay.io/jupyterhub/k8s-hub:{v}", "proxy": f"quay.io/jupyterhub/configurable-http-proxy:{p}"},
                              upstream=f"jupyterhub/{v}/chart") for v, p in _PROXY.items())
     namespace = "jupyterhub"
+    deviations = DEVIATIONS
     runs = "notebooks"
     folder = Path(__file__).parent
 

@@ -26,7 +26,7 @@ from kfgen.objects import (
     config_map,
     container,
     deployment,
-    dns_egress,
+    CLOUD_METADATA,
     empty_dir,
     http_probe,
     internet_egress,
@@ -46,10 +46,10 @@ from kfgen.objects import (
     waive,
 )
 from kfgen.quantity import parse_quantity
-from kfgen.vocabulary import APP_NAME, NOTEBOOK_PROFILES_LABEL, STORAGE_LABEL
+from kfgen.vocabulary import NOTEBOOK_PROFILES_LABEL, STORAGE_LABEL
 
 BASE_URL = "/notebooks/"
-NOTEBOOK_APP = "notebook"  # the app label of notebook pods
+NOTEBOOKS = "singleuser-server"  # the component label KubeSpawner gives notebook pods
 NOTEBOOK_PORT = 8888  # where jupyterhub-singleuser listens (KubeSpawner's port)
 HUB_CONFIG = Path(__file__).parent / "jupyterhub_config.py"  # the hub's configuration, as it runs in the hub
 CONFIG_DIR = "/usr/local/etc/jupyterhub/kfgen"
@@ -70,8 +70,8 @@ def install(component: Component, release: Release, ctx: RenderContext) -> list[
         resources_of({"cpu": "200m", "memory": "512Mi"}, {"cpu": "1", "memory": "1Gi"}, component.resources),
         command=["jupyterhub", "--config", f"{CONFIG_DIR}/jupyterhub_config.py", "--upgrade-db"],
         ports=[("http", 8081)],
-        liveness=http_probe(f"{BASE_URL}hub/health", "http", delay=300, period=10),
-        readiness=http_probe(f"{BASE_URL}hub/health", "http", delay=0, period=2),
+        liveness=http_probe(f"{BASE_URL}hub/health", "http", delay=300, period=10, timeout=3, failures=30),
+        readiness=http_probe(f"{BASE_URL}hub/health", "http", delay=0, period=2, failures=1000),
         mounts=[("config", CONFIG_DIR), ("secret", "/usr/local/etc/jupyterhub/secret"), ("db", "/srv/jupyterhub"), ("tmp", "/tmp")],
         working_dir="/srv/jupyterhub",
     )
@@ -88,11 +88,11 @@ def install(component: Component, release: Release, ctx: RenderContext) -> list[
         resources_of({"cpu": "100m", "memory": "128Mi"}, {"cpu": "500m", "memory": "512Mi"}),
         command=["/bin/sh", "-c", proxy_args],
         ports=[("http", 8000), ("api", 8001)],
-        liveness=http_probe("/_chp_healthz", "http", delay=60, period=10),
-        readiness=http_probe("/_chp_healthz", "http", delay=0, period=2),
+        liveness=http_probe("/_chp_healthz", "http", delay=60, period=10, timeout=3, failures=30),
+        readiness=http_probe("/_chp_healthz", "http", delay=0, period=2, failures=1000),
         mounts=[("secret", "/etc/proxy")],
     )
-    proxy_pod = pod_spec([proxy], "proxy", automount=False, security=pod_security(65534),
+    proxy_pod = pod_spec([proxy], "proxy", automount=False, security=pod_security(65534), extra={"terminationGracePeriodSeconds": 60},
                          volumes=[{"name": "secret", "secret": {"defaultMode": 0o400, "items": [{"key": "proxy-token", "path": "proxy-token"}],
                                                                 "secretName": secret}}])
     # Restart the hub when its configuration changes, including what this environment's Components add.
@@ -107,43 +107,73 @@ def install(component: Component, release: Release, ctx: RenderContext) -> list[
         binding("RoleBinding", "hub", ns, "Role", "hub", [("hub", ns)]),
         config_map("hub-config", ns, data, labels={NOTEBOOK_PROFILES_LABEL: "true"}),
         pvc,
-        annotate(waive(operator_waivers(deployment("hub", ns, "hub", hub_pod, 1, strategy="Recreate",
+        annotate(waive(operator_waivers(deployment("hub", ns, _selector("hub"), hub_pod, 1, labels=_labels("hub"), strategy="Recreate",
+                                                   pod_labels={**_pod_labels("hub", release.version), **_access_labels("hub")},
                                                    pod_annotations={"checksum/config": checksum}), network_policy=True),
                        "CKV_K8S_40", "the k8s-hub image runs as its own user (uid 1000), who owns the hub's files"),
                  ctx.risk_annotations("hub-dummy-login", "hub-open-login")),
-        service("hub", ns, "hub", [("http", 8081, "http")],
+        service("hub", ns, _selector("hub"), [("hub", 8081, "http")], labels=_labels("hub"),
                 annotations={"prometheus.io/path": f"{BASE_URL}hub/metrics", "prometheus.io/port": "8081", "prometheus.io/scrape": "true"}),
-        operator_waivers(deployment("proxy", ns, "proxy", proxy_pod, 1, strategy="Recreate"), api=False, network_policy=True),
-        service("proxy-api", ns, "proxy", [("http-api", 8001, "api")]),
-        service("proxy-public", ns, "proxy", [("http", 80, "http")]),
+        operator_waivers(deployment("proxy", ns, _selector("proxy"), proxy_pod, 1, labels=_labels("proxy"), strategy="Recreate",
+                                    pod_labels={**_pod_labels("proxy", release.version), **_access_labels("proxy")}), api=False,
+                         network_policy=True),
+        service("proxy-api", ns, _selector("proxy"), [(None, 8001, "api")], labels=_labels("proxy-api")),
+        service("proxy-public", ns, _selector("proxy"), [("http", 80, "http")], labels=_labels("proxy-public")),
         *network_policies(ns),
     ]
 
 
 def network_policies(ns: str) -> list[Obj]:
-    """The z2jh chart's three NetworkPolicies (hub, proxy, notebooks), with kfgen's pod labels: only the
-    proxy takes traffic from anywhere; notebooks reach the internet but never private networks or the
-    cloud metadata server (their users run any code)."""
-    def pods(*apps: str) -> Obj:
-        return {"matchExpressions": [{"key": APP_NAME, "operator": "In", "values": list(apps)}]} if len(apps) > 1 else \
-            {"matchLabels": {APP_NAME: apps[0]}}
+    """The z2jh chart's three NetworkPolicies with its default rules: who may reach the hub, the proxy
+    and the notebooks is said by the chart's access labels; notebooks reach the internet (and DNS) but
+    never private networks or the cloud metadata server, since their users run any code."""
+    def to(component: str, *ports: int) -> Obj:
+        return {"ports": [{"port": p} for p in ports], "to": [{"podSelector": {"matchLabels": _selector(component)}}]}
 
-    def to(app: str, port: int) -> Obj:
-        return {"ports": [{"port": port, "protocol": "TCP"}], "to": [{"podSelector": pods(app)}]}
+    def from_labelled(access: str, port: str) -> Obj:
+        return {"from": [{"podSelector": {"matchLabels": {f"hub.jupyter.org/network-access-{access}": "true"}}}], "ports": [{"port": port}]}
 
+    dns = {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+           "to": [{"ipBlock": {"cidr": CLOUD_METADATA}}, {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}},
+                  *({"ipBlock": {"cidr": cidr}} for cidr in PRIVATE_NETWORKS)]}
+    internet = internet_egress()
     private = {"to": [{"ipBlock": {"cidr": cidr}} for cidr in PRIVATE_NETWORKS]}  # the API server, in-cluster services
+    metadata = {"to": [{"ipBlock": {"cidr": CLOUD_METADATA}}]}
     return [
-        network_policy("hub", ns, pods("hub"),
-                       ingress=[{"from": [{"podSelector": pods("proxy", NOTEBOOK_APP)}], "ports": [{"port": "http", "protocol": "TCP"}]}],
-                       egress=[to("proxy", 8001), to(NOTEBOOK_APP, NOTEBOOK_PORT), dns_egress(), private, internet_egress()]),
-        network_policy("proxy", ns, pods("proxy"),
-                       ingress=[{"ports": [{"port": "http", "protocol": "TCP"}]},  # from anywhere: the gateway's route
-                                {"from": [{"podSelector": pods("hub")}], "ports": [{"port": "api", "protocol": "TCP"}]}],
-                       egress=[to("hub", 8081), to(NOTEBOOK_APP, NOTEBOOK_PORT), dns_egress()]),
-        network_policy("notebooks", ns, pods(NOTEBOOK_APP),
-                       ingress=[{"from": [{"podSelector": pods("hub", "proxy")}], "ports": [{"port": NOTEBOOK_PORT, "protocol": "TCP"}]}],
-                       egress=[to("hub", 8081), to("proxy", 8000), dns_egress(), internet_egress()]),
+        network_policy("hub", ns, {"matchLabels": _selector("hub")}, ingress=[from_labelled("hub", "http")],
+                       egress=[to("proxy", 8001), to(NOTEBOOKS, NOTEBOOK_PORT), dns, internet, private, metadata]),
+        network_policy("proxy", ns, {"matchLabels": _selector("proxy")},
+                       ingress=[{"ports": [{"port": "http"}, {"port": "https"}]},  # from anywhere: the gateway's route
+                                from_labelled("proxy-http", "http"), from_labelled("proxy-api", "api")],
+                       egress=[to("hub", 8081), to(NOTEBOOKS, NOTEBOOK_PORT), dns, internet, private, metadata]),
+        network_policy("singleuser", ns, {"matchLabels": _selector(NOTEBOOKS)}, ingress=[from_labelled("singleuser", "notebook-port")],
+                       egress=[to("hub", 8081), to("proxy", 8000), to("autohttps", 8080, 8443), dns, internet]),
     ]
+
+
+# The chart's access labels: which pods its NetworkPolicies let reach the hub, the proxy and the notebooks.
+ACCESS = {"hub": ("proxy-api", "proxy-http", "singleuser"), "proxy": ("hub", "singleuser"), NOTEBOOKS: ("hub",)}
+
+
+def _access_labels(component: str) -> dict[str, str]:
+    return {f"hub.jupyter.org/network-access-{target}": "true" for target in ACCESS[component]}
+
+
+def _selector(component: str) -> dict[str, str]:
+    """The chart's selector labels (its release named jupyterhub)."""
+    return {"app": "jupyterhub", "component": component, "release": "jupyterhub"}
+
+
+def _labels(component: str) -> dict[str, str]:
+    return {**_selector(component), "app.kubernetes.io/component": component, "app.kubernetes.io/instance": "jupyterhub",
+            "app.kubernetes.io/name": "jupyterhub"}
+
+
+def _pod_labels(component: str, version: str) -> dict[str, str]:
+    """The chart's pod labels beside the selector's: the app.kubernetes.io ones from chart 4.1 on."""
+    if version.startswith(("3.", "4.0.")):
+        return {}
+    return {k: v for k, v in _labels(component).items() if k not in _selector(component)}
 
 
 def notebook_objects(component: Component, ctx: RenderContext) -> list[Obj]:
@@ -171,7 +201,9 @@ def hub_config(component: Component, ctx: RenderContext) -> dict[str, str]:
         "baseUrl": BASE_URL,
         "namespace": component.namespace,
         "oauthCallbackUrl": f"{scheme}://{hostname}{BASE_URL}hub/oauth_callback",
-        "podLabels": dict(sorted({APP_NAME: NOTEBOOK_APP, **ctx.identity_pod_labels("notebooks")}.items())),
+        # KubeSpawner adds app: jupyterhub and component: singleuser-server; with these, the chart's selectors
+        "podLabels": dict(sorted({"app.kubernetes.io/name": "notebook", "release": "jupyterhub", **_access_labels(NOTEBOOKS),
+                                  **ctx.identity_pod_labels("notebooks")}.items())),
         "userStorage": component.settings.user_storage,
     }
     profiles = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kfgen.components.crd import AGE, BOOLEAN, INTEGER, PRESERVE, STRING, array, crd, props, string_map
+from kfgen.components.crd import BOOLEAN, INTEGER, PRESERVE, STRING, array, crd, props, string_map
 
 
 def seldon_crd() -> dict:
@@ -18,5 +18,6 @@ def seldon_crd() -> dict:
     spec = props({"annotations": string_map(), "name": STRING, "predictors": array(predictor), "protocol": STRING,
                   "replicas": INTEGER, "serverType": STRING, "transport": STRING}, required=["predictors"])
     scale = {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas"}
+    # as upstream's: v1 stored, v1alpha2 and v1alpha3 served with the same schema; no categories, no printer columns
     return crd("machinelearning.seldon.io", "SeldonDeployment", "seldondeployments", spec, short_names=["sdep"],
-               scale=scale, categories=["seldon"], columns=[{"jsonPath": ".status.state", "name": "State", "type": "string"}, AGE])
+               scale=scale, also_served=("v1alpha2", "v1alpha3"))

@@ -48,6 +48,12 @@ CERT_SECRET = "seldon-webhook-server-cert"
 CERTGEN_IMAGE = "registry.k8s.io/ingress-nginx/kube-webhook-certgen:v1.4.4"
 
 
+# upstream's selector (the chart's, unchanged since its kubebuilder days) and the labels on everything it installs
+SELECTOR = {"app": "seldon", "app.kubernetes.io/instance": "seldon1", "app.kubernetes.io/name": "seldon",
+            "app.kubernetes.io/version": "v0.5", "control-plane": "seldon-controller-manager"}
+LABELS = {"app": "seldon", "app.kubernetes.io/instance": "seldon-core-operator", "app.kubernetes.io/name": "seldon-core-operator"}
+
+
 def webhook_name(ns: str) -> str:
     return f"seldon-validating-webhook-configuration-{ns}"
 
@@ -62,46 +68,67 @@ def install(component: Component, release: Release, ctx: RenderContext) -> list[
         "manager", operator_image,
         resources_of({"cpu": "100m", "memory": "300Mi"}, {"cpu": "500m", "memory": "600Mi"}, component.resources),
         command=["/manager"],
-        args=["--enable-leader-election", "--webhook-port=4443", "--metrics-addr=:8080", "--create-resources=false",
-              "--leader-election-id=a33bd623.machinelearning.seldon.io"],
-        env=[
-            env_var("AMBASSADOR_ENABLED", "false"),
-            env_var("ISTIO_ENABLED", "false"),
-            env_var("KEDA_ENABLED", "false"),
-            env_var("EXECUTOR_CONTAINER_IMAGE_AND_VERSION", rewrite_image(images["executor"], mirror)),
-            env_var("EXECUTOR_CONTAINER_IMAGE_PULL_POLICY", "IfNotPresent"),
-            env_var("EXECUTOR_CONTAINER_USER", "8888"),
-            env_var("EXECUTOR_SERVER_PORT", "8000"),
-            env_var("PREDICTIVE_UNIT_HTTP_SERVICE_PORT", "9000"),
-            env_var("PREDICTIVE_UNIT_GRPC_SERVICE_PORT", "9500"),
-            env_var("MANAGER_CREATE_RESOURCES", "false"),
-            env_field("POD_NAMESPACE", "metadata.namespace"),
-        ],
+        # the chart's flags and environment, with the values kfgen's choices correspond to (its Helm values:
+        # tests/parity/seldon-core.values.yaml); the flags read the environment
+        args=["--enable-leader-election", "--webhook-port=4443", "--metrics-addr=:8080", "--create-resources=$(MANAGER_CREATE_RESOURCES)",
+              "--log-level=$(MANAGER_LOG_LEVEL)", "--leader-election-id=$(MANAGER_LEADER_ELECTION_ID)",
+              "--leader-election-resource-lock=$(MANAGER_LEADER_ELECTION_RESOURCE_LOCK)",
+              "--leader-election-lease-duration-secs=$(MANAGER_LEADER_ELECTION_LEASE_DURATION_SECS)",
+              "--leader-election-renew-deadline-secs=$(MANAGER_LEADER_ELECTION_RENEW_DEADLINE_SECS)",
+              "--leader-election-retry-period-secs=$(MANAGER_LEADER_ELECTION_RETRY_PERIOD_SECS)"],
+        env=[env_var(k, v) for k, v in _manager_env(images, mirror).items()] + [env_field("POD_NAMESPACE", "metadata.namespace")],
         ports=[("webhook-server", 4443), ("metrics", 8080)],
         liveness=http_probe("/metrics", 8080, delay=15, period=20),
         readiness=http_probe("/metrics", 8080, delay=5, period=10),
         mounts=[cert_mount],
     )
-    pod = pod_spec([manager], "seldon-manager", volumes=[cert_volume], security=pod_security(NON_ROOT_UID))
+    pod = pod_spec([manager], "seldon-manager", volumes=[cert_volume], security=pod_security(NON_ROOT_UID),
+                   extra={"terminationGracePeriodSeconds": 10})
     return [
         namespace(ns),
         seldon_crd(),
         service_account("seldon-manager", ns),
         *_rbac(ns),
-        _config(component.version, images, mirror, ns),
-        operator_waivers(deployment("seldon-controller-manager", ns, "seldon-controller-manager", pod, component.replicas or 1,
-                                    pod_annotations={"sidecar.istio.io/inject": "false"},
-                                    labels={"control-plane": "seldon-controller-manager"})),
-        service("seldon-webhook-service", ns, "seldon-controller-manager", [("https", 443, 4443)]),
+        _config(component.version, component.settings.tf_serving_version, images, mirror, ns),
+        operator_waivers(deployment("seldon-controller-manager", ns, SELECTOR, pod, component.replicas or 1,
+                                    labels={**LABELS, "control-plane": "seldon-controller-manager"},
+                                    pod_annotations={"prometheus.io/port": "8080", "prometheus.io/scrape": "true",
+                                                     "sidecar.istio.io/inject": "false"})),
+        service("seldon-webhook-service", ns, SELECTOR, [(None, 443, 4443)], labels=LABELS),
         _webhook(ns),
         *_certgen(ns, mirror),
     ]
 
 
-def _config(version: str, images: Mapping[str, str], mirror: str | None, ns: str) -> Obj:
+def _manager_env(images: Mapping[str, str], mirror: str | None) -> dict[str, str]:
+    """The operator's environment as the chart sets it (empty RELATED_IMAGE_*: the operator's own defaults)."""
+    related = ["EXECUTOR", "STORAGE_INITIALIZER", "SKLEARNSERVER", "SKLEARNSERVER_V2", "XGBOOSTSERVER", "XGBOOSTSERVER_V2", "MLFLOWSERVER",
+               "MLFLOWSERVER_V2", "TFPROXY", "TENSORFLOW", "EXPLAINER", "EXPLAINER_V2", "MOCK_CLASSIFIER"]
+    return {
+        "MANAGER_LEADER_ELECTION_ID": "a33bd623.machinelearning.seldon.io", "MANAGER_LEADER_ELECTION_RESOURCE_LOCK": "",
+        "MANAGER_LEADER_ELECTION_LEASE_DURATION_SECS": "15", "MANAGER_LEADER_ELECTION_RENEW_DEADLINE_SECS": "10",
+        "MANAGER_LEADER_ELECTION_RETRY_PERIOD_SECS": "2", "MANAGER_LOG_LEVEL": "INFO", "WATCH_NAMESPACE": "",
+        **{f"RELATED_IMAGE_{name}": "" for name in related},
+        "MANAGER_CREATE_RESOURCES": "false", "CONTROLLER_ID": "",
+        # kfgen writes v3alpha1 Mappings itself (see the module's docstring)
+        "AMBASSADOR_ENABLED": "false", "AMBASSADOR_VERSION": "v2", "AMBASSADOR_SINGLE_NAMESPACE": "false",
+        "PREDICTIVE_UNIT_HTTP_SERVICE_PORT": "9000", "PREDICTIVE_UNIT_GRPC_SERVICE_PORT": "9500",
+        "PREDICTIVE_UNIT_DEFAULT_ENV_SECRET_REF_NAME": "", "PREDICTIVE_UNIT_METRICS_PORT_NAME": "metrics",
+        "ISTIO_ENABLED": "false", "KEDA_ENABLED": "false", "ISTIO_GATEWAY": "istio-system/seldon-gateway", "ISTIO_TLS_MODE": "",
+        "USE_EXECUTOR": "true", "EXECUTOR_CONTAINER_IMAGE_AND_VERSION": rewrite_image(images["executor"], mirror),
+        "EXECUTOR_CONTAINER_IMAGE_PULL_POLICY": "IfNotPresent", "EXECUTOR_PROMETHEUS_PATH": "/prometheus", "EXECUTOR_SERVER_PORT": "8000",
+        "EXECUTOR_CONTAINER_USER": "8888", "EXECUTOR_CONTAINER_SERVICE_ACCOUNT_NAME": "default",
+        "EXECUTOR_SERVER_METRICS_PORT_NAME": "metrics", "EXECUTOR_REQUEST_LOGGER_DEFAULT_ENDPOINT": "http://default-broker",
+        "EXECUTOR_REQUEST_LOGGER_WORK_QUEUE_SIZE": "10000", "EXECUTOR_REQUEST_LOGGER_WRITE_TIMEOUT_MS": "2000", "DEFAULT_USER_ID": "8888",
+        "EXECUTOR_DEFAULT_CPU_REQUEST": "500m", "EXECUTOR_DEFAULT_MEMORY_REQUEST": "512Mi", "EXECUTOR_DEFAULT_CPU_LIMIT": "500m",
+        "EXECUTOR_DEFAULT_MEMORY_LIMIT": "512Mi", "DEPLOYMENT_NAME_AS_PREFIX": "false", "EXECUTOR_FULL_HEALTH_CHECKS": "false",
+    }
+
+
+def _config(version: str, tf_serving: str, images: Mapping[str, str], mirror: str | None, ns: str) -> Obj:
     """The operator's seldon-config ConfigMap: prepackaged servers and the storage initializer."""
     servers = {}
-    for server, protocols in predictor_servers(version).items():
+    for server, protocols in predictor_servers(version, tf_serving).items():
         servers[server] = {"protocols": {p: {"defaultImageVersion": tag, "image": rewrite_image(image, mirror)}
                                          for p, (image, tag) in sorted(protocols.items())}}
     initializer = {"cpuLimit": "1", "cpuRequest": "100m", "image": rewrite_image(images["storage_initializer"], mirror),
@@ -133,21 +160,27 @@ def _webhook(ns: str) -> Obj:
 
 
 def _rbac(ns: str) -> list[Obj]:
+    every = ["create", "delete", "get", "list", "patch", "update", "watch"]
+    status = ["get", "patch", "update"]
     manager_rules = [
-        rule(["apps"], ["deployments"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
-        rule(["apps"], ["deployments/status"], ["get", "patch", "update"]),
-        rule([""], ["services"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
-        rule([""], ["services/status"], ["get", "patch", "update"]),
+        rule(["apps"], ["deployments"], every),
+        rule(["apps"], ["deployments/status"], status),
+        rule([""], ["namespaces"], ["get", "list", "watch"]),
+        rule([""], ["services"], every),
+        rule([""], ["services/status"], status),
         rule([""], ["events"], ["create", "patch"]),
-        rule(["autoscaling"], ["horizontalpodautoscalers"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
-        rule(["policy"], ["poddisruptionbudgets"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
-        rule(["machinelearning.seldon.io"], ["seldondeployments", "seldondeployments/finalizers", "seldondeployments/status"],
-             ["create", "delete", "get", "list", "patch", "update", "watch"]),
+        rule(["autoscaling"], ["horizontalpodautoscalers"], every),
+        rule(["autoscaling"], ["horizontalpodautoscalers/status"], status),
+        rule(["policy"], ["poddisruptionbudgets"], every),
+        rule(["policy"], ["poddisruptionbudgets/status"], status),
+        rule(["machinelearning.seldon.io"], ["seldondeployments"], every),
+        rule(["machinelearning.seldon.io"], ["seldondeployments/finalizers", "seldondeployments/status"], status),
     ]
     reader_rules = [rule([""], ["configmaps", "secrets", "serviceaccounts"], ["get", "list", "watch"])]
     leader_rules = [
         rule(["coordination.k8s.io"], ["leases"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
         rule([""], ["configmaps"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
+        rule([""], ["configmaps/status"], ["get", "patch", "update"]),
         rule([""], ["events"], ["create", "patch"]),
     ]
     subject = [("seldon-manager", ns)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kfgen.components.package import AcceleratorTarget, ComponentPackage, Release
+from kfgen.components.training_operator.deviations import DEVIATIONS
 from kfgen.components.training_operator.install import install
 from kfgen.components.training_operator.tfjobs import TFJOB_ACCELERATED, replica_label, training_objects
 from kfgen.context import RenderContext
@@ -22,6 +23,7 @@ class TrainingOperator(ComponentPackage):
     releases = tuple(Release(v, {"operator": image}, upstream=f"training-operator/{v}/standalone.yaml") for v, image in _IMAGES.items())
     namespace = "kubeflow"
     runs = "training"
+    deviations = DEVIATIONS
     workload_kinds = ("TFJob",)  # custom resources of workloads: synced one wave after the operators
     folder = Path(__file__).parent
 

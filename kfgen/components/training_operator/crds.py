@@ -12,4 +12,4 @@ def tfjob_crd() -> dict:
     spec = props({"enableDynamicWorker": BOOLEAN, "runPolicy": run_policy, "successPolicy": STRING,
                   "tfReplicaSpecs": {"type": "object", "additionalProperties": replica}}, required=["tfReplicaSpecs"])
     columns = [{"jsonPath": ".status.conditions[-1:].type", "name": "State", "type": "string"}, AGE]
-    return crd("kubeflow.org", "TFJob", "tfjobs", spec, columns=columns, categories=["kubeflow"])
+    return crd("kubeflow.org", "TFJob", "tfjobs", spec, columns=columns)

@@ -38,60 +38,67 @@ CERT_SECRET = "training-operator-webhook-cert"
 WEBHOOK = "validator.training-operator.kubeflow.org"
 
 
+SELECTOR = {"control-plane": "kubeflow-training-operator"}  # upstream's: the Deployment's selector and the Service's
+APP = {"app": "training-operator"}
+JOBS = ("mpijobs", "mxjobs", "paddlejobs", "pytorchjobs", "tfjobs", "xgboostjobs")
+LEADER_ELECTION = ["--leader-elect"]  # upstream's flag (default off): one active controller however many replicas run
+
+
 def install(component: Component, release: Release, ctx: RenderContext) -> list[Obj]:
     ns = component.namespace
     image = rewrite_image(release.images["operator"], component.image_registry)
-    jobs = ["tfjobs", "pytorchjobs", "mpijobs", "mxjobs", "xgboostjobs", "paddlejobs"]
+    every = ["create", "delete", "get", "list", "patch", "update", "watch"]
     rules = [
-        rule([""], ["pods"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
-        rule([""], ["pods/exec"], ["create"]),
-        rule([""], ["services"], ["create", "delete", "get", "list", "watch"]),
         rule([""], ["configmaps"], ["create", "list", "update", "watch"]),
-        rule([""], ["events"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
+        rule([""], ["events"], every),
+        rule([""], ["pods"], every),
+        rule([""], ["pods/exec"], ["create"]),
         rule([""], ["secrets"], ["get", "list", "update", "watch"]),
         rule([""], ["serviceaccounts"], ["create", "get", "list", "watch"]),
-        rule(["rbac.authorization.k8s.io"], ["roles", "rolebindings"], ["create", "get", "list", "watch"]),
-        rule(["autoscaling"], ["horizontalpodautoscalers"], ["create", "delete", "get", "list", "update", "watch"]),
+        rule([""], ["services"], ["create", "delete", "get", "list", "watch"]),
         rule(["admissionregistration.k8s.io"], ["validatingwebhookconfigurations"], ["get", "list", "update", "watch"]),
-        rule(["coordination.k8s.io"], ["leases"], ["create", "get", "list", "update"]),
-        rule(["kubeflow.org"], jobs + [f"{j}/status" for j in jobs] + [f"{j}/finalizers" for j in jobs],
-             ["create", "delete", "get", "list", "patch", "update", "watch"]),
-        rule(["scheduling.volcano.sh", "scheduling.x-k8s.io"], ["podgroups"], ["create", "delete", "get", "list", "update", "watch"]),
+        rule(["autoscaling"], ["horizontalpodautoscalers"], every),
+        # leader election (--leader-elect): controller-runtime's Lease lock
+        rule(["coordination.k8s.io"], ["leases"], ["create", "get", "update"]),
+        rule(["kubeflow.org"], list(JOBS), every),
+        rule(["kubeflow.org"], [f"{j}/finalizers" for j in JOBS], ["update"]),
+        rule(["kubeflow.org"], [f"{j}/status" for j in JOBS], ["get", "patch", "update"]),
+        rule(["rbac.authorization.k8s.io"], ["rolebindings", "roles"], ["create", "list", "update", "watch"]),
+        rule(["scheduling.volcano.sh", "scheduling.x-k8s.io"], ["podgroups"], every),
     ]
     cert_mount, cert_volume = webhook_cert(CERT_SECRET)
     manager = container(
         "training-operator", image,
         resources_of({"cpu": "100m", "memory": "128Mi"}, {"cpu": "1", "memory": "512Mi"}, component.resources),
         command=["/manager"],
-        args=["--enable-scheme=tfjob", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081",
-              "--webhook-server-port=9443", "--webhook-secret-name=" + CERT_SECRET, "--webhook-service-name=training-operator"],
+        args=["--enable-scheme=tfjob", *LEADER_ELECTION],
         env=[env_field("MY_POD_NAMESPACE", "metadata.namespace"), env_field("MY_POD_NAME", "metadata.name")],
-        ports=[("metrics", 8080), ("webhook-server", 9443)],
-        liveness=http_probe("/healthz", 8081, delay=15, period=20),
-        readiness=http_probe("/readyz", 8081, delay=10, period=15),
+        ports=[(None, 8080), ("webhook-server", 9443)],
+        liveness=http_probe("/healthz", 8081, delay=15, period=20, timeout=3),
+        readiness=http_probe("/readyz", 8081, delay=10, period=15, timeout=3),
         mounts=[cert_mount],
     )
-    pod = pod_spec([manager], "training-operator", volumes=[cert_volume], security=pod_security(NON_ROOT_UID))
-    webhook = obj("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", meta(WEBHOOK), webhooks=[{
+    pod = pod_spec([manager], "training-operator", volumes=[cert_volume], security=pod_security(NON_ROOT_UID),
+                   extra={"terminationGracePeriodSeconds": 10})
+    webhook = obj("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", meta(WEBHOOK, labels=SELECTOR), webhooks=[{
         "admissionReviewVersions": ["v1"],
         "clientConfig": {"service": {"name": "training-operator", "namespace": ns, "path": "/validate-kubeflow-org-v1-tfjob"}},
         "failurePolicy": "Fail",
-        "name": "validate.tfjob.kubeflow.org",
+        "name": "validator.tfjob.training-operator.kubeflow.org",
         "rules": [{"apiGroups": ["kubeflow.org"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["tfjobs"]}],
         "sideEffects": "None",
     }])
     return [
         namespace(ns),
         tfjob_crd(),
-        service_account("training-operator", ns),
+        service_account("training-operator", ns, labels=APP),
         waive(role("ClusterRole", "training-operator", None, rules), "CKV_K8S_155",
               "the operator injects the CA bundle of its own webhook configuration (its certificate rotation)"),
-        binding("ClusterRoleBinding", "training-operator", None, "ClusterRole", "training-operator", [("training-operator", ns)]),
+        binding("ClusterRoleBinding", "training-operator", None, "ClusterRole", "training-operator", [("training-operator", ns)], labels=APP),
         obj("v1", "Secret", meta(CERT_SECRET, ns), type="Opaque"),
-        operator_waivers(deployment("training-operator", ns, "training-operator", pod, component.replicas or 1,
-                                    pod_annotations={"sidecar.istio.io/inject": "false"},
-                                    labels={"control-plane": "kubeflow-training-operator"})),
-        service("training-operator", ns, "training-operator", [("monitoring-port", 8080, 8080), ("webhook-server", 443, 9443)],
+        operator_waivers(deployment("training-operator", ns, SELECTOR, pod, component.replicas or 1,
+                                    pod_annotations={"sidecar.istio.io/inject": "false"})),
+        service("training-operator", ns, SELECTOR, [("monitoring-port", 8080, 8080), ("webhook-server", 443, 9443)], labels=APP,
                 annotations={"prometheus.io/path": "/metrics", "prometheus.io/port": "8080", "prometheus.io/scrape": "true"}),
         webhook,
     ]
