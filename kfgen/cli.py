@@ -346,8 +346,10 @@ def tfjob_run_local(stack: Path, job_name: str, env_name: str | None, out: Path 
 @OUT_OPTION
 @click.option("--model-dir", type=click.Path(path_type=Path, file_okay=False),
               help="The model's base folder, with version folders (1/, 2/...): what run-local wrote (default: modelUri when local).")
+@click.option("--predictor", "predictor_name", help="With a traffic split, the version to serve (default: the one with the most traffic).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="The local port (0: any free one).")
-def serve_local(stack: Path, model_name: str, env_name: str | None, out: Path | None, model_dir: Path | None, port: int) -> int:
+def serve_local(stack: Path, model_name: str, env_name: str | None, out: Path | None, model_dir: Path | None, predictor_name: str | None,
+                port: int) -> int:
     """Serve a TENSORFLOW_SERVER model on localhost with the local TensorFlow, answering the requests its route answers in the cluster."""
     from kfgen.runlocal import INSTALL_HINT, tensorflow_installed
     from kfgen.serve_local import Executor, Gateway, find_predictor, make_server, serve
@@ -357,7 +359,7 @@ def serve_local(stack: Path, model_name: str, env_name: str | None, out: Path | 
     if not tensorflow_installed():
         raise MissingExtraError(INSTALL_HINT)
     rendered, env = _read_rendered(stack, out, env_name)
-    predictor = find_predictor(rendered.objects[env], model_name, env)
+    predictor = find_predictor(rendered.objects[env], model_name, env, predictor_name)
     folder = find_model_dir(predictor, model_dir, stack.resolve().parent)
     server = make_server(port, lambda line: click.echo(line, err=True))
     try:
@@ -372,7 +374,8 @@ def serve_local(stack: Path, model_name: str, env_name: str | None, out: Path | 
     example = (f"POST {url}v1/models/{predictor.graph}:predict" if predictor.protocol == "tensorflow" and route
                else f"POST {url}{'v1/models/' + predictor.graph + ':predict' if predictor.protocol == 'tensorflow' else 'api/v1.0/predictions'}")
     cluster = f"; in the cluster: https://{route.hostname}{route.prefix}" if route and route.hostname else ""
-    click.echo(f"kfgen: serving {model_name} ({env}, protocol {predictor.protocol}) version {servable.version} from {folder}{cluster}", err=True)
+    split = f", predictor {predictor.predictor} (not {', '.join(predictor.others)}: --predictor)" if predictor.others else ""
+    click.echo(f"kfgen: serving {model_name} ({env}, protocol {predictor.protocol}{split}) version {servable.version} from {folder}{cluster}", err=True)
     try:
         serve(server, f"{url}\t{example}")
     except (KeyboardInterrupt, Terminated):

@@ -54,25 +54,32 @@ class Predictor:
     """What serve-local needs of a rendered SeldonDeployment."""
 
     name: str  # the SeldonDeployment
+    predictor: str  # the predictor served (one version of the model)
     graph: str  # the graph's node name: TF Serving's model name
     protocol: str  # seldon | tensorflow
     model_uri: str | None
     routes: tuple[Route, ...]
     proxy_image: str | None  # the tfserving-proxy image (protocol seldon)
+    others: tuple[str, ...] = ()  # the model's other predictors (a traffic split), not served locally
 
 
-def find_predictor(objects: list[dict], name: str, env: str) -> Predictor:
-    """The rendered SeldonDeployment `name`, its routes and its server image; InputError when
-    serve-local cannot serve it."""
+def find_predictor(objects: list[dict], name: str, env: str, predictor_name: str | None = None) -> Predictor:
+    """The rendered SeldonDeployment `name`'s predictor (the one named, else the one with the most
+    traffic: with a traffic split, one version is served locally), its routes and its server image;
+    InputError when serve-local cannot serve it."""
     deployments = {o["metadata"]["name"]: o for o in objects if o.get("kind") == "SeldonDeployment"}
     if name not in deployments:
         raise InputError(f"no SeldonDeployment {name!r} rendered for environment {env!r} (have: {', '.join(sorted(deployments)) or 'none'})")
     sdep = deployments[name]
     spec = sdep.get("spec") or {}
-    predictors = spec.get("predictors") or []
-    if len(predictors) != 1:
-        raise InputError(f"SeldonDeployment {name}: serve-local serves a single predictor (it has {len(predictors)})")
-    predictor, graph = predictors[0], predictors[0].get("graph") or {}
+    predictors = {p.get("name", "default"): p for p in spec.get("predictors") or []}
+    if predictor_name is None:
+        served = [p for p in predictors.values() if not p.get("shadow")] or list(predictors.values())
+        predictor_name = max(served, key=lambda p: p.get("traffic", 100 if len(served) == 1 else 0)).get("name", "default")
+    if predictor_name not in predictors:
+        raise InputError(f"--predictor {predictor_name}: SeldonDeployment {name} has no such predictor (it has: {', '.join(predictors)})")
+    predictor = predictors[predictor_name]
+    graph = predictor.get("graph") or {}
     if graph.get("implementation") != "TENSORFLOW_SERVER" or graph.get("children"):
         what = graph.get("implementation") or "a custom server"
         raise InputError(f"SeldonDeployment {name}: serve-local serves one TENSORFLOW_SERVER model (its graph is {what}"
@@ -81,7 +88,7 @@ def find_predictor(objects: list[dict], name: str, env: str) -> Predictor:
     if protocol not in ("seldon", "tensorflow"):
         raise InputError(f"SeldonDeployment {name}: TENSORFLOW_SERVER speaks seldon or tensorflow, not {protocol!r}")
     namespace = sdep["metadata"].get("namespace")
-    service = f"{name}-{predictor.get('name', 'default')}"
+    service = f"{name}-{predictor_name}"
     routes = []
     for mapping in objects:
         if mapping.get("kind") != "Mapping" or not _points_at(mapping, service, namespace):
@@ -90,8 +97,9 @@ def find_predictor(objects: list[dict], name: str, env: str) -> Predictor:
         if mspec.get("prefix_regex"):
             continue
         routes.append(Route(mspec["prefix"], mspec.get("rewrite", "/"), mspec.get("hostname")))
-    return Predictor(name, graph.get("name", "model"), protocol, graph.get("modelUri"),
-                     tuple(sorted(routes, key=lambda r: -len(r.prefix))), _proxy_image(objects))
+    others = tuple(n for n in predictors if n != predictor_name)
+    return Predictor(name, predictor_name, graph.get("name", "model"), protocol, graph.get("modelUri"),
+                     tuple(sorted(routes, key=lambda r: -len(r.prefix))), _proxy_image(objects), others)
 
 
 def _points_at(mapping: dict, service: str, namespace: str | None) -> bool:

@@ -94,12 +94,14 @@ def verdict(run) -> str:
 
 # --- success policy ---------------------------------------------------------------------------------
 
+@pytest.mark.kustomize
 def test_default_success_policy_worker_0_completes_the_job(kfgen, stack, tmp_path):
     run = run_local(kfgen, stack, tfjob({"Worker": 2}, {"worker-0": [0], "worker-1": ["hang"]}), tmp_path / "w")
     assert run.code == 0, run.err
     assert verdict(run) == "kfgen: job succeeded: worker 0 succeeded (successPolicy default); stopping the others (worker-1)"
 
 
+@pytest.mark.kustomize
 def test_all_workers_success_policy_waits_for_every_worker(kfgen, stack, tmp_path):
     plan = {"worker-0": [0], "worker-1": ["wait:worker-0"]}
     run = run_local(kfgen, stack, tfjob({"Worker": 2}, plan, success="AllWorkers"), tmp_path / "all")
@@ -110,6 +112,7 @@ def test_all_workers_success_policy_waits_for_every_worker(kfgen, stack, tmp_pat
     assert verdict(run).endswith("stopping the others (worker-1)")  # still running when worker 0 completed the job
 
 
+@pytest.mark.kustomize
 def test_with_a_chief_the_job_succeeds_with_the_chief_not_with_worker_0(kfgen, stack, tmp_path):
     plan = {"chief-0": ["wait:worker-0"], "worker-0": [0], "worker-1": ["hang"], "ps-0": ["hang"]}
     run = run_local(kfgen, stack, tfjob({"Chief": 1, "PS": 1, "Worker": 2}, plan), tmp_path / "w")
@@ -121,6 +124,7 @@ def test_with_a_chief_the_job_succeeds_with_the_chief_not_with_worker_0(kfgen, s
 
 # --- restart policies and the backoff limit ------------------------------------------------------
 
+@pytest.mark.kustomize
 def test_on_failure_restarts_in_place_until_the_replica_succeeds(kfgen, stack, tmp_path):
     run = run_local(kfgen, stack, tfjob({"Worker": 2}, {"worker-0": [1, 1, 0], "worker-1": ["hang"]}, restart="OnFailure", backoff=3),
                     tmp_path / "w")
@@ -134,6 +138,7 @@ def test_on_failure_restarts_in_place_until_the_replica_succeeds(kfgen, stack, t
     assert "[worker-1] worker-1 waiting for the others" in run.out.splitlines()
 
 
+@pytest.mark.kustomize
 def test_the_backoff_limit_counts_the_restarts_of_every_replica(kfgen, stack, tmp_path):
     run = run_local(kfgen, stack, tfjob({"Worker": 2}, {"worker-0": [1, "hang"], "worker-1": [1, 1, "hang"]}, restart="OnFailure", backoff=3),
                     tmp_path / "w")
@@ -143,6 +148,7 @@ def test_the_backoff_limit_counts_the_restarts_of_every_replica(kfgen, stack, tm
     assert sum(attempts(tmp_path / "w").values()) == 4
 
 
+@pytest.mark.kustomize
 def test_always_restarts_a_replica_that_exits_0_so_it_never_completes(kfgen, stack, tmp_path):
     run = run_local(kfgen, stack, tfjob({"Worker": 2}, {"worker-0": [0], "worker-1": ["hang"]}, restart="Always", backoff=2), tmp_path / "w")
     assert run.code == 1
@@ -151,12 +157,14 @@ def test_always_restarts_a_replica_that_exits_0_so_it_never_completes(kfgen, sta
     assert attempts(tmp_path / "w")["worker-0"] == 2
 
 
+@pytest.mark.kustomize
 def test_never_fails_the_job_on_the_first_failure(kfgen, stack, tmp_path):
     run = run_local(kfgen, stack, tfjob({"Worker": 2}, {"worker-0": ["hang"], "worker-1": [7]}, backoff=3), tmp_path / "w")
     assert run.code == 1
     assert verdict(run) == "kfgen: job failed: Worker 1 failed with exit code 7 (restartPolicy Never); stopping the others (worker-0)"
 
 
+@pytest.mark.kustomize
 def test_a_failed_worker_with_dynamic_workers_lets_the_job_continue(kfgen, stack, tmp_path):
     plan = {"worker-0": ["wait:worker-1"], "worker-1": [7]}
     run = run_local(kfgen, stack, tfjob({"Worker": 2}, plan, dynamic=True), tmp_path / "w")
@@ -165,6 +173,7 @@ def test_a_failed_worker_with_dynamic_workers_lets_the_job_continue(kfgen, stack
     assert verdict(run).startswith("kfgen: job succeeded: worker 0 succeeded")
 
 
+@pytest.mark.kustomize
 def test_exit_code_recreates_on_retryable_codes_only(kfgen, stack, tmp_path):
     plan = {"worker-0": ["wait:worker-1"], "worker-1": ["kill", "kill", 0]}
     run = run_local(kfgen, stack, tfjob({"Worker": 2}, plan, restart="ExitCode", backoff=1), tmp_path / "retry")
@@ -201,6 +210,7 @@ def test_a_job_with_neither_chief_nor_workers_never_succeeds():
     assert after_exit(state, ("Evaluator", 0), 0).verdict is None
 
 
+@pytest.mark.kustomize
 def test_an_unknown_restart_policy_is_bad_input(kfgen, stack, tmp_path):
     run = run_local(kfgen, stack, tfjob({"Worker": 2}, {}, restart="Sometimes"), tmp_path / "w")
     assert (run.code, run.err) == (2, "TFJob job: spec.tfReplicaSpecs.Worker.restartPolicy: 'Sometimes' is not one of Always, OnFailure, Never, ExitCode\n")
@@ -208,6 +218,7 @@ def test_an_unknown_restart_policy_is_bad_input(kfgen, stack, tmp_path):
 
 # --- deadline, diagnosis, options ------------------------------------------------------------------
 
+@pytest.mark.kustomize
 def test_active_deadline_is_the_default_timeout_and_the_hang_is_explained(kfgen, stack, tmp_path):
     run = run_local(kfgen, stack, tfjob({"Chief": 1, "Worker": 1}, {"chief-0": ["hang"], "worker-0": ["hang"]}, deadline=4), tmp_path / "w")
     assert run.code == 1
@@ -223,6 +234,7 @@ def test_active_deadline_is_the_default_timeout_and_the_hang_is_explained(kfgen,
                                          "kfgen: the job was waiting for worker-0 to succeed"]
 
 
+@pytest.mark.kustomize
 def test_only_runs_one_replica_with_the_whole_cluster_in_its_tf_config(kfgen, stack, tmp_path, monkeypatch):
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["elsewhere:1"]}, "task": {"type": "worker", "index": 0}}')
     run = run_local(kfgen, stack, tfjob({"Chief": 1, "Worker": 2}, {"worker-1": [0]}), tmp_path / "w", "--only", "worker:1")
@@ -243,6 +255,7 @@ def test_only_runs_one_replica_with_the_whole_cluster_in_its_tf_config(kfgen, st
     assert (bad.code, bad.err) == (2, "--only ps:0: job has no such replica (it has: chief-0, worker-0, worker-1)\n")
 
 
+@pytest.mark.kustomize
 def test_print_env_shows_each_replica_exactly_and_runs_nothing(kfgen, stack, tmp_path, monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "from-the-shell")
     monkeypatch.setenv("KFGEN_STEPS", "999")
@@ -262,6 +275,7 @@ def test_print_env_shows_each_replica_exactly_and_runs_nothing(kfgen, stack, tmp
     assert attempts(work) == {}  # nothing ran
 
 
+@pytest.mark.kustomize
 def test_a_tf_config_in_the_shell_never_reaches_a_replica(kfgen, stack, tmp_path, monkeypatch):
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["elsewhere:1"]}, "task": {"type": "worker", "index": 0}}')
     run = run_local(kfgen, stack, tfjob({"Worker": 1}, {}), tmp_path / "single")
@@ -272,6 +286,7 @@ def test_a_tf_config_in_the_shell_never_reaches_a_replica(kfgen, stack, tmp_path
     assert {c["task"]["index"] for c in configs} == {0, 1} and all(h.startswith("localhost:") for c in configs for h in c["cluster"]["worker"])
 
 
+@pytest.mark.kustomize
 def test_commands_expand_variables_as_kubernetes_does(kfgen, stack, tmp_path):
     job = tfjob({"Worker": 1}, {}, command=["python", "-c", "import sys; print('args', sys.argv[1:])",
                                               "$(KFGEN_MODEL_DIR)", "$$(PLAN)", "$(UNDEFINED)"])
@@ -289,6 +304,7 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+@pytest.mark.kustomize
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
 def test_a_signal_to_run_local_stops_every_replica(stack, tmp_path, sig, code, word):
     plan = {"chief-0": ["hang"], "ps-0": ["hang"], "worker-0": ["hang"], "worker-1": ["hang"]}

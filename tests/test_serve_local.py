@@ -28,7 +28,9 @@ import pytest
 
 from conftest import ROOT, copy_stack, edit
 from kfgen.cli import main
+from kfgen.errors import InputError
 from kfgen.render import render
+from kfgen.serve_local import find_predictor
 from kfgen.tfserving import decimal
 
 SAMPLES = [[5.0, 3.4, 1.5, 0.2], [6.7, 3.0, 5.7, 2.1]]
@@ -53,6 +55,7 @@ def tensorflow_says(model: Path, script: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.kustomize
 def test_training_leaves_a_model_checkpoints_and_tensorboard_logs(trained):
     stack, model, work = trained
     assert sorted(p.name for p in model.iterdir()) == ["1"] and (model / "1/saved_model.pb").is_file()
@@ -63,6 +66,7 @@ def test_training_leaves_a_model_checkpoints_and_tensorboard_logs(trained):
     assert '{"step": 40,' in logs["worker-0.log"] and '{"step": 40,' in logs["worker-1.log"]
 
 
+@pytest.mark.kustomize
 def test_the_example_trains_reproducibly(trained, tmp_path):
     stack, model, _ = trained
     code = main(["tfjob", "run-local", str(stack), "--job", "iris", "--env", "dev", "--steps", "40", "--model-dir", str(tmp_path / "again"),
@@ -108,6 +112,7 @@ class Server:
         return self.process.returncode, err
 
 
+@pytest.mark.kustomize
 def test_serve_local_answers_what_the_cluster_answers_at_the_models_route(trained):
     stack, model, _ = trained
     expected = tensorflow_says(model, f"""
@@ -150,11 +155,13 @@ def test_serve_local_answers_what_the_cluster_answers_at_the_models_route(traine
     assert code == 0 and err.splitlines()[-1] == "kfgen: stopped serving iris"
 
 
+@pytest.mark.kustomize
 def test_serve_local_speaks_the_seldon_protocol_when_the_predictor_does(trained, tmp_path):
     stack, model, _ = trained
     seldon = copy_stack("example", tmp_path)
-    edit(seldon, "        server: TENSORFLOW_SERVER\n", "        server: TENSORFLOW_SERVER\n        protocol: seldon\n")
-    server = Server(seldon, "--model", "iris", "--env", "dev", "--model-dir", model)
+    edit(seldon, "        server: TENSORFLOW_SERVER\n", "        server: TENSORFLOW_SERVER\n        protocol: seldon\n"
+                 "        versions:\n          stable: {traffic: 90}\n          canary: {modelUri: gs://acme-ml-models/iris-v2, traffic: 10}\n")
+    server = Server(seldon, "--model", "iris", "--env", "dev", "--model-dir", model, "--predictor", "canary")
     try:
         assert server.example == f"POST {server.url}api/v1.0/predictions"
         status, body = server.request("/models/iris/api/v1.0/predictions", {"data": {"ndarray": SAMPLES}, "meta": {"puid": "abc"}})
@@ -177,8 +184,11 @@ def test_serve_local_speaks_the_seldon_protocol_when_the_predictor_does(trained,
     finally:
         code, err = server.stop(signal.SIGINT)
     assert code == 0 and err.splitlines()[-1] == "kfgen: stopped serving iris"
+    assert f"kfgen: serving iris (dev, protocol seldon, predictor canary (not stable: --predictor)) version 1 from {model}; " \
+           "in the cluster: https://ml.dev.acme.example/models/iris/" in err.splitlines()
 
 
+@pytest.mark.kustomize
 def test_serve_local_errors_are_one_line(kfgen, trained, tmp_path):
     stack, model, _ = trained
     run = kfgen("serve-local", stack, "--model", "iris", "--env", "dev")
@@ -209,3 +219,25 @@ def test_floats_are_written_as_tensorflow_serving_writes_them(value, single, tex
     import numpy as np
 
     assert decimal(float(np.float32(value)) if single else value, single) == text
+
+
+def test_with_a_traffic_split_the_version_with_the_most_traffic_is_served():
+    def sdep(*predictors):
+        return {"kind": "SeldonDeployment", "metadata": {"name": "iris", "namespace": "ml"},
+                "spec": {"protocol": "tensorflow", "predictors": [
+                    {"name": n, "graph": {"name": "model", "implementation": "TENSORFLOW_SERVER", "modelUri": f"gs://m/{n}"}, **extra}
+                    for n, extra in predictors]}}
+
+    def route(predictor, **extra):
+        return {"kind": "Mapping", "metadata": {"name": f"model-iris-{predictor}", "namespace": "ml"},
+                "spec": {"prefix": "/models/iris/", "rewrite": "/", "service": f"iris-{predictor}.ml:8000", **extra}}
+
+    objects = [sdep(("mirror", {"shadow": True}), ("canary", {"traffic": 10}), ("stable", {"traffic": 90})),
+               route("mirror", shadow=True), route("canary", weight=10), route("stable", weight=90)]
+    served = find_predictor(objects, "iris", "prod")
+    assert (served.predictor, served.model_uri, served.others, [r.prefix for r in served.routes]) == (
+        "stable", "gs://m/stable", ("mirror", "canary"), ["/models/iris/"])
+    assert find_predictor(objects, "iris", "prod", "mirror").model_uri == "gs://m/mirror"
+    assert find_predictor([sdep(("default", {}))], "iris", "dev").predictor == "default"
+    with pytest.raises(InputError, match=r"^--predictor blue: SeldonDeployment iris has no such predictor \(it has: mirror, canary, stable\)$"):
+        find_predictor(objects, "iris", "prod", "blue")

@@ -4,8 +4,6 @@ parameter-server example run locally, the pipeline steps."""
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import subprocess
 import sys
@@ -96,6 +94,7 @@ def test_tensorflow_reads_the_sparse_cluster(tmp_path):
     assert legacy[0] == {}  # what TensorFlow saw with kfgen's old "sparseCluster" key: no cluster at all
 
 
+@pytest.mark.kustomize
 def test_only_the_tensorflow_container_gets_a_tf_config(kfgen, example):
     renamed = job({"Worker": 2})
     for spec in renamed["spec"]["tfReplicaSpecs"].values():
@@ -139,6 +138,7 @@ def test_tf_config_comes_from_the_rendered_tfjob(kfgen, example, tmp_path):
         "--env is required: the stack has environments dev, prod\n")
 
 
+@pytest.mark.kustomize
 def test_tfjob_list(kfgen):
     run = kfgen("tfjob", "list", ROOT / "stacks/multicloud/stack.yaml", "--env", "eks-a100")
     assert run.out == "bert-finetune\tChief=1 Worker=1\taccelerator=train (nvidia-a100-40gb x2)\timage=tensorflow/tensorflow:2.18.0-gpu\n"
@@ -160,6 +160,7 @@ def tfjob_resource(name: str, replicas: dict, *, container: str = "tensorflow", 
             "spec": {"tfReplicaSpecs": {t: {"replicas": n, "restartPolicy": "Never", "template": template} for t, n in replicas.items()}}}
 
 
+@pytest.mark.kustomize
 def test_patches_and_extra_resources_reach_list_tf_config_and_run_local(kfgen, example, tmp_path):
     (example.parent / "iris-patch.yaml").write_text(dump([
         {"op": "replace", "path": "/spec/tfReplicaSpecs/Worker/replicas", "value": 3},
@@ -214,6 +215,7 @@ def test_the_example_pipeline_steps_chain_their_artifacts(tmp_path):
     assert json.loads((tmp_path / "out/evaluate/metrics.json").read_text())["accuracy"] > 0.8
 
 
+@pytest.mark.kustomize
 def test_the_parameter_server_example_runs_locally(kfgen, tmp_path):
     stack = copy_stack("example", tmp_path)
     model = tmp_path / "model"
