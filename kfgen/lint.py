@@ -36,6 +36,7 @@ POLICIES = {
     "KFG005": "pods run as non-root",
     "KFG006": "no Secret carries data in git",
     "KFG007": "namespaces enforce a Pod Security level",
+    "KFG008": "every TFJob replica has a container named tensorflow (the training operator's webhook requires it)",
     **ARGOCD_POLICIES,
 }
 SCHEMA = "SCHEMA"
@@ -207,11 +208,24 @@ def policy_violations(file: str, obj: dict) -> list[Violation]:
         found.append(Violation(file, "data" if obj.get("data") else "stringData", "KFG006", "a Secret with data in git; reference a Secret created out of band"))
     if kind == "Namespace" and not (meta.get("labels") or {}).get("pod-security.kubernetes.io/enforce"):
         found.append(Violation(file, "metadata.labels", "KFG007", "no pod-security.kubernetes.io/enforce label"))
+    if kind == "TFJob":
+        found.extend(_tfjob_violations(file, obj))
     for path, pod, pod_security in pod_specs(obj):
         found.extend(_pod_violations(file, path, pod, pod_security or {}))
     found.extend(Violation(*v) for v in keep_on_delete(file, obj))
     waived = {k.removeprefix(WAIVER_PREFIX) for k in (meta.get("annotations") or {}) if k.startswith(WAIVER_PREFIX)}
     return [v for v in found if v.policy not in waived]
+
+
+def _tfjob_violations(file: str, obj: dict) -> Iterator[Violation]:
+    """The operator's webhook (validateTFReplicaSpecs, v1.8.1) rejects a replica spec without a
+    container named `tensorflow`; it is also the only container that gets TF_CONFIG."""
+    for rtype, replica in sorted(((obj.get("spec") or {}).get("tfReplicaSpecs") or {}).items()):
+        containers = (((replica or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+        if not any(c.get("name") == "tensorflow" for c in containers):
+            names = ", ".join(repr(c.get("name")) for c in containers) or "none"
+            yield Violation(file, f"spec.tfReplicaSpecs.{rtype}.template.spec.containers", "KFG008",
+                            f"no container named 'tensorflow' (has: {names}); the training operator's webhook rejects the TFJob")
 
 
 def _pod_violations(file: str, path: str, pod: dict, pod_security: dict) -> Iterator[Violation]:
