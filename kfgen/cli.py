@@ -14,7 +14,7 @@ import click
 
 from kfgen import __version__
 from kfgen.completion import add_completions
-from kfgen.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, KfgenError
+from kfgen.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, KfgenError, MissingExtraError
 from kfgen.shipped import template_path
 
 EXIT_BUG = 70
@@ -150,24 +150,36 @@ def render(stack: Path, out: Path | None, kustomize: str | None, allow_outside_r
 
 
 @cli.command()
-@click.argument("stack", type=click.Path(path_type=Path, dir_okay=False), default=Path("stack.yaml"))
+@click.argument("stacks", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="The committed output (default: spec.gitops.path next to the stack).")
+@click.option("--names-only", is_flag=True, help="Name the files that differ, without their diffs.")
 @click.option("--kustomize", "kustomize", help="The kustomize engine; also KFGEN_KUSTOMIZE.")
 @click.option("--allow-outside-repo", is_flag=True, help="Allow referenced files outside the stack's repository.")
-def check(stack: Path, out: Path | None, kustomize: str | None, allow_outside_repo: bool) -> int:
-    """Exit 0 when the committed output is exactly a fresh render of the stack, else 1 naming each file."""
-    from kfgen.review import check as run_check
+def check(stacks: tuple[Path, ...], out: Path | None, names_only: bool, kustomize: str | None, allow_outside_repo: bool) -> int:
+    """Exit 0 when the committed output is exactly a fresh render of the stack, else 1, showing what differs.
 
-    out_dir, drift = run_check(stack, out, display=str(stack), kustomize=kustomize, allow_outside=allow_outside_repo)
+    With no STACKS: ./stack.yaml, else every stack.yaml tracked in the repository."""
+    from kfgen.check import check as run_check, discover
+
+    paths = list(stacks) or [Path(os.path.relpath(p)) for p in discover(Path.cwd())]
+    if out and len(paths) > 1:
+        raise InputError(f"--out {out}: names one output folder, for one stack; name the stack")
     words = {"changed": "differs from a fresh render", "missing": "missing (a fresh render writes it)",
              "unexpected": "not written by a fresh render (hand-added or stale)"}
-    for item in drift:
-        click.echo(f"{out_dir / item.path}: {words[item.reason]}")
-    if drift:
-        click.echo(f"{out_dir}: {len(drift)} files differ from a fresh render of {stack}; run: kfgen render {stack}", err=True)
-        return EXIT_FINDINGS
-    click.echo(f"{out_dir}: up to date with {stack}")
-    return EXIT_OK
+    code = EXIT_OK
+    for stack in paths:
+        out_dir, drift = run_check(stack, out, display=str(stack), kustomize=kustomize, allow_outside=allow_outside_repo)
+        for item in drift:
+            click.echo(f"{out_dir / item.path}: {words[item.reason]}")
+        diffs = "".join(item.diff for item in drift)
+        if diffs and not names_only:
+            click.echo("\n" + diffs, nl=False)
+        if drift:
+            click.echo(f"{out_dir}: {len(drift)} files differ from a fresh render of {stack}; run: kfgen render {stack}", err=True)
+            code = EXIT_FINDINGS
+        else:
+            click.echo(f"{out_dir}: up to date with {stack}")
+    return code
 
 
 @cli.command()
@@ -176,18 +188,69 @@ def check(stack: Path, out: Path | None, kustomize: str | None, allow_outside_re
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 @click.option("--exit-code", is_flag=True, help="Exit 1 when there are changes.")
 @click.option("--kustomize", "kustomize", help="The kustomize engine; also KFGEN_KUSTOMIZE.")
-def diff(stack: Path, base_ref: str, fmt: str, exit_code: bool, kustomize: str | None) -> int:
-    """Compare the hydrated objects of the stack at a git ref with the stack now, per environment."""
-    from kfgen.review import as_json, as_markdown, as_text, diff as run_diff
+@click.option("--allow-outside-repo", is_flag=True, help="Allow referenced files outside the stack's repository (both renders).")
+def diff(stack: Path, base_ref: str, fmt: str, exit_code: bool, kustomize: str | None, allow_outside_repo: bool) -> int:
+    """Compare what the stack renders (hydrated and Argo CD objects) at a git ref with now, ordered by impact.
 
-    changes = run_diff(stack, base_ref, display=str(stack), kustomize=kustomize)
+    A --base that names no commit is bad input (exit 2)."""
+    from kfgen.diff import diff as run_diff
+    from kfgen.report import as_json, as_markdown, as_text
+
+    review = run_diff(stack, base_ref, display=str(stack), kustomize=kustomize, allow_outside=allow_outside_repo)
     if fmt == "json":
-        click.echo(as_json(changes), nl=False)
+        click.echo(as_json(review), nl=False)
     elif fmt == "markdown":
-        click.echo(as_markdown(changes, str(stack), base_ref), nl=False)
+        click.echo(as_markdown(review, str(stack), base_ref), nl=False)
     else:
-        click.echo(as_text(changes), nl=False)
-    return EXIT_FINDINGS if exit_code and changes else EXIT_OK
+        click.echo(as_text(review), nl=False)
+    return EXIT_FINDINGS if exit_code and review.changes else EXIT_OK
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--from", "source", required=True, help="The environment whose revision is promoted.")
+@click.option("--to", "target", required=True, help="The environment to promote (it has its own branch: sync.revision).")
+@click.option("--revision", help="Promote this branch, tag or commit instead of what --from follows.")
+@click.option("--rollback", is_flag=True, help="Allow a revision that does not contain the branch's current one.")
+@click.option("--dry-run", is_flag=True, help="Show the review; do not move the branch.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+def promote(stack: Path, source: str, target: str, revision: str | None, rollback: bool, dry_run: bool, fmt: str) -> int:
+    """Move --to's branch to the commit --from runs, showing what changes in --to (nothing is pushed)."""
+    from kfgen.promote import promote as run_promote
+    from kfgen.report import as_json, as_markdown, as_text
+
+    done = run_promote(stack, source, target, revision=revision, rollback=rollback, dry_run=dry_run, display=str(stack))
+    head = f"{done.branch} {done.old[:12] if done.old else '(new branch)'} -> {done.new[:12]}"
+    if fmt == "json":
+        click.echo(as_json(done.review), nl=False)
+    elif fmt == "markdown":
+        click.echo(as_markdown(done.review, str(stack), f"{done.branch} at {done.old[:12] if done.old else '(none)'}",
+                               title=f"### kfgen promote {source} -> {target}: {head}"), nl=False)
+    else:
+        click.echo(f"promote {source} -> {target}: {head}")
+        click.echo(as_text(done.review), nl=False)
+    if done.moved:
+        click.echo(f"moved {done.branch} to {done.new[:12]}; publish it: git push origin {done.branch}", err=True)
+    elif done.old == done.new:
+        click.echo(f"{done.branch} is already at {done.new[:12]}: nothing to promote", err=True)
+    else:
+        click.echo(f"dry run: {done.branch} not moved", err=True)
+    return EXIT_OK
+
+
+@cli.command()
+@click.argument("stack", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--with-output", is_flag=True, help="Also the rendered tree's folder (a hand edit there fails kfgen check).")
+@click.option("--changed-since", "ref", help="Only those that differ between this git ref and the work tree.")
+@click.option("--allow-outside-repo", is_flag=True, help="Allow referenced files outside the stack's repository.")
+def inputs(stack: Path, with_output: bool, ref: str | None, allow_outside_repo: bool) -> int:
+    """The files a render reads, one per line, relative to the repository root (folders end in '/')."""
+    from kfgen.inputs import changed, inputs as find_inputs
+
+    paths = find_inputs(stack, with_output=with_output, display=str(stack), allow_outside=allow_outside_repo)
+    for path in changed(stack, ref, paths) if ref else paths:
+        click.echo(path)
+    return EXIT_OK
 
 
 @cli.command()
@@ -216,60 +279,176 @@ def tfjob() -> None:
     """The stack's TFJobs: list them, show a replica's TF_CONFIG, run a job on this machine."""
 
 
+OUT_OPTION = click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+                          help="The rendered tree to read (default: spec.gitops.path when it is the render of this stack, else a fresh render).")
+
+
+def _read_rendered(stack: Path, out: Path | None, env_name: str | None = None, all_envs: bool = False):
+    """The stack's rendered objects and the environment chosen (checked before anything is rendered)."""
+    from kfgen.render import load_stack
+    from kfgen.rendered import choose_environment, read_rendered
+
+    loaded = load_stack(stack, str(stack))
+    env = None if all_envs and env_name is None else choose_environment(loaded, env_name)
+    rendered = read_rendered(stack, out, loaded)
+    if rendered.stale:
+        click.echo(f"kfgen: note: the committed render was made from another version of {stack}; using a fresh render "
+                   f"(run kfgen render {stack} to update it)", err=True)
+    return rendered, env
+
+
 @tfjob.command("list")
 @click.argument("stack", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--env", "env_name", help="As this environment runs them (default: as the stack writes them).")
-def tfjob_list(stack: Path, env_name: str | None) -> int:
-    """One line per training job: name, replicas, accelerator, image."""
-    from kfgen.render import load_stack
-    from kfgen.tfjobs import describe, job_view
+@click.option("--env", "env_name", help="Only this environment (default: every environment, each line starting with its name).")
+@OUT_OPTION
+def tfjob_list(stack: Path, env_name: str | None, out: Path | None) -> int:
+    """One line per rendered TFJob: name, replicas, accelerator, image."""
+    from kfgen.tfjobs import describe
 
-    view = job_view(load_stack(stack, str(stack)), env_name)
-    for job in view.workloads.enabled("training"):
-        click.echo(describe(job, view))
+    rendered, env = _read_rendered(stack, out, env_name, all_envs=True)
+    envs = [env] if env else [e.name for e in rendered.stack.environments]
+    for name in envs:
+        environment = next(e for e in rendered.stack.environments if e.name == name)
+        for obj in sorted((o for o in rendered.objects[name] if o.get("kind") == "TFJob"), key=lambda o: o["metadata"]["name"]):
+            line = describe(obj, environment)
+            click.echo(line if env_name else f"{name}\t{line}")
     return EXIT_OK
 
 
 @tfjob.command("tf-config")
 @click.argument("stack", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--env", "env_name", required=True, help="The environment.")
-@click.option("--job", "job_name", required=True, help="The training job.")
+@click.option("--env", "env_name", help="The environment (default: the stack's only one).")
+@click.option("--job", "job_name", required=True, help="The TFJob.")
 @click.option("--replica", required=True, help="TYPE:INDEX, e.g. worker:1.")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="The rendered tree to read (default: spec.gitops.path; rendered afresh when absent).")
-def tfjob_tf_config(stack: Path, env_name: str, job_name: str, replica: str, out: Path | None) -> int:
-    """Print the TF_CONFIG the training operator injects into one replica (nothing for a single-replica job)."""
-    from kfgen.rendered import rendered_tfjob
-    from kfgen.tfconfig import tf_config
+@OUT_OPTION
+def tfjob_tf_config(stack: Path, env_name: str | None, job_name: str, replica: str, out: Path | None) -> int:
+    """Print the TF_CONFIG the training operator injects into one replica (nothing when it injects none)."""
+    from kfgen.rendered import find_object, operator_cluster_domain
+    from kfgen.tfconfig import CONTAINER, is_distributed, tensorflow_container, tf_config
     from kfgen.tfjobs import parse_replica
 
     replica_type, index = parse_replica(replica)
-    obj, cluster_domain = rendered_tfjob(stack, env_name, job_name, out)
+    rendered, env = _read_rendered(stack, out, env_name)
+    obj = find_object(rendered.objects[env], "TFJob", job_name, env)
     try:
-        config = tf_config(obj, replica_type, index, cluster_domain=cluster_domain)
+        config = tf_config(obj, replica_type, index, cluster_domain=operator_cluster_domain(rendered.objects[env]))
     except ValueError as exc:
         raise InputError(f"--replica {replica}: {exc}") from None
     if config is not None:
         click.echo(config)
+    elif tensorflow_container(obj, replica_type) is None:
+        click.echo(f"kfgen: {replica_type} of {job_name} has no container named {CONTAINER!r}: the operator injects no TF_CONFIG "
+                   "(and its webhook rejects the TFJob; kfgen lint reports KFG008)", err=True)
+    elif not is_distributed(obj):
+        click.echo(f"kfgen: {job_name} has a single replica: the operator injects no TF_CONFIG", err=True)
     return EXIT_OK
 
 
 @tfjob.command("run-local")
 @click.argument("stack", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--job", "job_name", required=True, help="The training job.")
-@click.option("--env", "env_name", help="Run it as this environment would (default: as the stack writes it).")
-@click.option("--model-dir", type=click.Path(path_type=Path, file_okay=False), help="Given to the code as KFGEN_MODEL_DIR (default: a new temporary folder).")
+@click.option("--job", "job_name", required=True, help="The TFJob.")
+@click.option("--env", "env_name", help="The environment whose render to run (default: the stack's only one).")
+@OUT_OPTION
+@click.option("--model-dir", type=click.Path(path_type=Path, file_okay=False), help="Given to the code as KFGEN_MODEL_DIR (default: <work dir>/model).")
+@click.option("--work-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Logs, checkpoints (KFGEN_CHECKPOINT_DIR) and TensorBoard logs (KFGEN_TENSORBOARD_DIR) (default: a new temporary folder).")
 @click.option("--steps", type=click.IntRange(min=1), help="Given to the code as KFGEN_STEPS.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=900, show_default=True, help="Seconds before every replica is stopped.")
-def tfjob_run_local(stack: Path, job_name: str, env_name: str | None, model_dir: Path | None, steps: int | None, timeout: float) -> int:
-    """Run every replica of a job as a local process with a localhost TF_CONFIG; exit 1 if one fails."""
-    from kfgen.render import load_stack
-    from kfgen.tfjobs import find_job, job_view, run_local
+@click.option("--timeout", type=click.FloatRange(min=1), help="Seconds before the run fails (default: the TFJob's activeDeadlineSeconds, else none).")
+@click.option("--only", "only", metavar="TYPE:INDEX", help="Run this replica only (the others' addresses still in its TF_CONFIG); prints how to start the others.")
+@click.option("--print-env", is_flag=True, help="Print each replica's command line and environment, and run nothing.")
+def tfjob_run_local(stack: Path, job_name: str, env_name: str | None, out: Path | None, model_dir: Path | None, work_dir: Path | None,
+                    steps: int | None, timeout: float | None, only: str | None, print_env: bool) -> int:
+    """Run a TFJob's replicas as local processes, supervised as the training operator would; exit 1 if the job fails."""
+    import shutil
+    import tempfile
 
-    view = job_view(load_stack(stack, str(stack)), env_name)
-    job = find_job(view, job_name)
-    code = run_local(stack.resolve().parent, job, view, model_dir=model_dir, steps=steps, timeout=timeout,
-                     out=sys.stdout, say=lambda line: click.echo(line, err=True))
-    return EXIT_FINDINGS if code else EXIT_OK
+    from kfgen.rendered import find_object
+    from kfgen.runlocal import INSTALL_HINT, LocalRun, tensorflow_installed
+    from kfgen.tfconfig import REPLICA_TYPES
+    from kfgen.tfjobs import LocalDirs, local_replicas, parse_replica
+    from kfgen.tfoperator import job_policy
+
+    if not print_env and not tensorflow_installed():
+        raise MissingExtraError(INSTALL_HINT)
+    chosen = parse_replica(only, "--only") if only else None
+    rendered, env = _read_rendered(stack, out, env_name)
+    obj = find_object(rendered.objects[env], "TFJob", job_name, env)
+    try:
+        policy = job_policy(obj)
+    except ValueError as exc:
+        raise InputError(f"TFJob {job_name}: {exc}") from None
+    names = [f"{t.lower()}-{i}" for t in REPLICA_TYPES for i in range(policy.counts.get(t, 0))]
+    if chosen and f"{chosen[0].lower()}-{chosen[1]}" not in names:
+        raise InputError(f"--only {only}: {job_name} has no such replica (it has: {', '.join(names)})")
+    temporary = work_dir is None
+    work = (work_dir or Path(tempfile.mkdtemp(prefix=f"kfgen-{job_name}-"))).resolve()
+    dirs = LocalDirs(work, (model_dir or work / "model").resolve())
+    try:
+        replicas = local_replicas(obj, stack.resolve().parent, dirs, steps=steps, base_env=dict(os.environ))
+    except InputError:
+        if temporary:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    dirs.create()
+    shell = dict(os.environ)
+    if print_env:
+        for replica in replicas:
+            click.echo(f"# {replica.name}\n{replica.shell_line(shell)}")
+        return EXIT_OK
+    selected = [r for r in replicas if chosen is None or (r.replica_type, r.index) == chosen]
+    if chosen is not None:
+        others = [r for r in replicas if r not in selected]
+        click.echo(f"kfgen: running {selected[0].name} only{'; start the others with:' if others else ''}", err=True)
+        for replica in others:
+            click.echo(f"  {replica.shell_line(shell)}", err=True)
+    click.echo(f"kfgen: running {job_name} ({env}) locally: {', '.join(r.name for r in selected)}; model dir {dirs.model}; "
+               f"logs, checkpoints and TensorBoard logs in {dirs.work}", err=True)
+    run = LocalRun(job_name, selected, policy, dirs, sys.stdout, lambda line: click.echo(line, err=True), only=chosen is not None)
+    return run.run(timeout)
+
+
+@cli.command("serve-local")
+@click.argument("stack", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--model", "model_name", required=True, help="The served model (its SeldonDeployment).")
+@click.option("--env", "env_name", help="The environment whose render to serve (default: the stack's only one).")
+@OUT_OPTION
+@click.option("--model-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="The model's base folder, with version folders (1/, 2/...): what run-local wrote (default: modelUri when local).")
+@click.option("--predictor", "predictor_name", help="With a traffic split, the version to serve (default: the one with the most traffic).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="The local port (0: any free one).")
+def serve_local(stack: Path, model_name: str, env_name: str | None, out: Path | None, model_dir: Path | None, predictor_name: str | None,
+                port: int) -> int:
+    """Serve a TENSORFLOW_SERVER model on localhost with the local TensorFlow, answering the requests its route answers in the cluster."""
+    from kfgen.runlocal import INSTALL_HINT, tensorflow_installed
+    from kfgen.serve_local import Executor, Gateway, find_predictor, make_server, serve
+    from kfgen.serve_local import model_dir as find_model_dir
+    from kfgen.tfserving import Servable
+
+    if not tensorflow_installed():
+        raise MissingExtraError(INSTALL_HINT)
+    rendered, env = _read_rendered(stack, out, env_name)
+    predictor = find_predictor(rendered.objects[env], model_name, env, predictor_name)
+    folder = find_model_dir(predictor, model_dir, stack.resolve().parent)
+    server = make_server(port, lambda line: click.echo(line, err=True))
+    try:
+        servable = Servable(predictor.graph, folder)
+    except BaseException:
+        server.server_close()
+        raise
+    server.gateway = Gateway(Executor(predictor, servable))
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    route = predictor.routes[0] if predictor.routes else None
+    url = f"{base}{route.prefix}" if route else f"{base}/"
+    example = (f"POST {url}v1/models/{predictor.graph}:predict" if predictor.protocol == "tensorflow" and route
+               else f"POST {url}{'v1/models/' + predictor.graph + ':predict' if predictor.protocol == 'tensorflow' else 'api/v1.0/predictions'}")
+    cluster = f"; in the cluster: https://{route.hostname}{route.prefix}" if route and route.hostname else ""
+    split = f", predictor {predictor.predictor} (not {', '.join(predictor.others)}: --predictor)" if predictor.others else ""
+    click.echo(f"kfgen: serving {model_name} ({env}, protocol {predictor.protocol}{split}) version {servable.version} from {folder}{cluster}", err=True)
+    try:
+        serve(server, f"{url}\t{example}")
+    except (KeyboardInterrupt, Terminated):
+        click.echo(f"kfgen: stopped serving {model_name}", err=True)
+    return EXIT_OK
 
 
 @cli.command()

@@ -1,6 +1,7 @@
 """Shell completion (click's mechanism): commands and options come with click, stack files with the
 shell's own file completion; this module adds what only the stack knows: environment names (every
-`--env`), training job names (every `--job`) and field paths for `kfgen explain`.
+`--env`, promote's `--from` and `--to`), training job names (`--job`), model names (`--model`) and
+field paths for `kfgen explain`.
 
 Enable it once per shell: `eval "$(_KFGEN_COMPLETE=bash_source kfgen)"` (zsh_source, fish_source).
 Completion never fails loudly: a stack that cannot be read completes nothing.
@@ -62,7 +63,10 @@ def complete_field(ctx: click.Context, param: click.Parameter, incomplete: str) 
 
 COMPLETERS: dict[str, Completer] = {
     "env_name": _names("spec", "environments"),
+    "source": _names("spec", "environments"),  # kfgen promote --from
+    "target": _names("spec", "environments"),  # kfgen promote --to
     "job_name": _names("spec", "workloads", "training"),
+    "model_name": _names("spec", "workloads", "serving"),
     "field": complete_field,
 }
 

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from kfgen.argocd_lint import POLICIES as ARGOCD_POLICIES, argocd_violations, keep_on_delete
 from kfgen.errors import InputError
 from kfgen.images import unpinned
 from kfgen.layout import split_api_version
@@ -35,6 +36,8 @@ POLICIES = {
     "KFG005": "pods run as non-root",
     "KFG006": "no Secret carries data in git",
     "KFG007": "namespaces enforce a Pod Security level",
+    "KFG008": "every TFJob replica has a container named tensorflow (the training operator's webhook requires it)",
+    **ARGOCD_POLICIES,
 }
 SCHEMA = "SCHEMA"
 WAIVER_PREFIX = "waivers.kfgen.io/"
@@ -205,10 +208,24 @@ def policy_violations(file: str, obj: dict) -> list[Violation]:
         found.append(Violation(file, "data" if obj.get("data") else "stringData", "KFG006", "a Secret with data in git; reference a Secret created out of band"))
     if kind == "Namespace" and not (meta.get("labels") or {}).get("pod-security.kubernetes.io/enforce"):
         found.append(Violation(file, "metadata.labels", "KFG007", "no pod-security.kubernetes.io/enforce label"))
+    if kind == "TFJob":
+        found.extend(_tfjob_violations(file, obj))
     for path, pod, pod_security in pod_specs(obj):
         found.extend(_pod_violations(file, path, pod, pod_security or {}))
+    found.extend(Violation(*v) for v in keep_on_delete(file, obj))
     waived = {k.removeprefix(WAIVER_PREFIX) for k in (meta.get("annotations") or {}) if k.startswith(WAIVER_PREFIX)}
     return [v for v in found if v.policy not in waived]
+
+
+def _tfjob_violations(file: str, obj: dict) -> Iterator[Violation]:
+    """The operator's webhook (validateTFReplicaSpecs, v1.8.1) rejects a replica spec without a
+    container named `tensorflow`; it is also the only container that gets TF_CONFIG."""
+    for rtype, replica in sorted(((obj.get("spec") or {}).get("tfReplicaSpecs") or {}).items()):
+        containers = (((replica or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+        if not any(c.get("name") == "tensorflow" for c in containers):
+            names = ", ".join(repr(c.get("name")) for c in containers) or "none"
+            yield Violation(file, f"spec.tfReplicaSpecs.{rtype}.template.spec.containers", "KFG008",
+                            f"no container named 'tensorflow' (has: {names}); the training operator's webhook rejects the TFJob")
 
 
 def _pod_violations(file: str, path: str, pod: dict, pod_security: dict) -> Iterator[Violation]:
@@ -255,14 +272,27 @@ def _amount(value: Any) -> Any:
 # --- the tree -------------------------------------------------------------------------------
 
 def lint_tree(out: Path, extra_crds: list[Path] | None = None, missing_ok: bool = False) -> list[Violation]:
-    """Every violation in <out>/rendered; InputError when the tree is not a kfgen render."""
+    """Every violation in <out>/rendered and <out>/argocd; InputError when the tree is not a kfgen render.
+    Argo CD's objects are checked against Argo CD's CRDs when --crds gives them (they are not in the render)."""
     provenance = out / "provenance.json"
     try:
-        k8s_version = json.loads(provenance.read_text())["kubernetesVersion"]
-    except (OSError, ValueError, KeyError):
+        record = json.loads(provenance.read_text())
+        k8s_version = record["kubernetesVersion"]
+    except (OSError, ValueError, KeyError, TypeError):
         raise InputError(f"{out}: not a kfgen render (no readable provenance.json)") from None
+    crds = read_crds(extra_crds or [])
+    found = lint_objects(_documents(out, "rendered"), k8s_version, crds, missing_ok)
+    argocd = _documents(out, "argocd")
+    validators = crd_validators(crds)
+    for file, obj in argocd:
+        found.extend(schema_violations(file, obj, k8s_version, validators, missing_ok=True))
+    found.extend(Violation(*v) for v in argocd_violations(out, argocd, str(record.get("repositoryPath", ""))))
+    return sorted(set(found))
+
+
+def _documents(out: Path, folder: str) -> list[tuple[str, dict]]:
     documents: list[tuple[str, dict]] = []
-    for file in sorted((out / "rendered").rglob("*")):
+    for file in sorted((out / folder).rglob("*")):
         if file.is_symlink() or not file.is_file():
             continue
         relative = str(file.relative_to(out))
@@ -271,7 +301,7 @@ def lint_tree(out: Path, extra_crds: list[Path] | None = None, missing_ok: bool 
         except Exception as exc:
             raise InputError(f"{relative}: not valid YAML ({str(exc).splitlines()[0]})") from None
         documents.extend((relative, d) for d in docs if isinstance(d, dict))
-    return lint_objects(documents, k8s_version, read_crds(extra_crds or []), missing_ok)
+    return documents
 
 
 def lint_objects(documents: list[tuple[str, dict]], k8s_version: str, extra_crds: list[dict], missing_ok: bool = False) -> list[Violation]:

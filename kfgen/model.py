@@ -102,6 +102,26 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Autoscaling:
+    min_replicas: int
+    max_replicas: int
+    cpu_utilization: int | None  # percent of the CPU request
+    metric: tuple[str, str] | None  # (custom metric name, target average value per pod)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One predictor of a served model: its own store, image and replicas, and its share of the traffic."""
+
+    name: str
+    model_uri: str | None
+    image: str | None
+    replicas: int
+    traffic: int
+    shadow: bool
+
+
+@dataclass(frozen=True)
 class ServedModel:
     name: str
     enabled: bool
@@ -115,6 +135,14 @@ class ServedModel:
     accelerator: str | None
     env: tuple[tuple[str, str], ...]
     route: Route
+    autoscaling: Autoscaling | None = None
+    versions: tuple[ModelVersion, ...] = ()  # empty: one predictor, `default`, with the model's settings
+
+    def predictors(self) -> tuple[ModelVersion, ...]:
+        """The model's predictors in a stable order: the versions that take traffic by name, the shadow last."""
+        if not self.versions:
+            return (ModelVersion("default", self.model_uri, self.image, self.replicas, 100, False),)
+        return tuple(sorted(self.versions, key=lambda v: (v.shadow, v.name)))
 
 
 @dataclass(frozen=True)
@@ -263,10 +291,12 @@ class Artifacts:
 
 @dataclass(frozen=True)
 class Sync:
-    automated: bool
+    automated: bool  # False (the default): a person syncs this environment (a protected environment)
     prune: bool
     self_heal: bool
     source: str  # rendered | kustomize
+    revision: str  # the git revision its Applications follow: gitops.targetRevision, or its own (e.g. env/prod)
+    own_revision: bool = False  # the revision is the environment's own (written in sync.revision): promoted with kfgen promote
 
 
 @dataclass(frozen=True)
@@ -282,6 +312,12 @@ class Environment:
     components: Mapping[str, Component]  # effective, overrides applied
     workloads: Workloads  # effective, overrides applied
     accepted_risks: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # risk -> reason, of the risks it takes
+    clusters: tuple[str, ...] = ()  # a fleet: the Argo CD cluster names it runs on (then `destination` is unused)
+
+    @property
+    def destinations(self) -> tuple[Mapping[str, str], ...]:
+        """Every cluster this environment deploys to, as Argo CD destinations ({name} or {server})."""
+        return tuple({"name": c} for c in self.clusters) if self.clusters else (self.destination,)
 
     def accelerator(self, name: str | None) -> AcceleratorClass | None:
         return next((a for a in self.accelerators if a.name == name), None)
@@ -295,11 +331,23 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class ClusterResource:
+    """A cluster-scoped object the stack's own manifests add, granted by name in the AppProject."""
+
+    group: str
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True)
 class GitOps:
     repo_url: str
     target_revision: str
-    path: str
+    path: str  # relative to the stack file's folder
     argocd_namespace: str
+    repo_path: str = ""  # the rendered tree's folder relative to the repository root: every Argo CD path starts here
+    namespaces: tuple[str, ...] = ()  # spec.gitops.project.namespaces: more namespaces extraResources may write into
+    cluster_resources: tuple[ClusterResource, ...] = ()  # spec.gitops.project.clusterResources
 
 
 @dataclass(frozen=True)
@@ -332,3 +380,5 @@ class Stack:
     accepted_risks: tuple[AcceptedRisk, ...]
     files: Mapping[str, bytes]  # every file the stack references, by path relative to the stack file
     digest: str  # sha256 of the stack file and every file it references
+    written_at: Mapping[str, tuple[str, int, int]] = field(default_factory=dict)  # dotted path -> (file, line, column), for
+    # problems found after validation (the plan): spec.components.<name>.extraResources[<i>], spec.gitops.project.*

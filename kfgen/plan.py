@@ -4,7 +4,9 @@
     components/<cloud>/           kind: Component per cloud used
     components/<cloud>-<class>/   kind: Component per accelerator class used
     envs/<env>/kustomization.yaml bases + the environment's overrides Component + cloud and accelerator Components
-    envs/<env>/overrides/         kind: Component: the exact difference of this environment (JSON 6902 patches)
+    envs/<env>/overrides/         kind: Component: the exact difference of this environment (JSON 6902 patches),
+                                  then the patches the environment adds (yours/<component>/)
+    envs/<env>/extra/<component>/ the extraResources only this environment adds (a kustomization of their own)
     argocd/                       Argo CD objects
     provenance.json               kfgen version, stack digest, component versions, every file's digest
                                   (written by the render, last: it lists the hydrated files too)
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from kfgen import __version__
-from kfgen.argocd import argocd_objects
+from kfgen.argocd import argocd_objects, extra_sync_options, grant_problems
 from kfgen.bases import apply_waivers, component_objects, waiver_targets
 from kfgen.components import COMPONENTS
 from kfgen.context import RenderContext
@@ -30,7 +32,8 @@ from kfgen.mirror import Mirror, repository
 from kfgen.model import Environment, Patch, Stack, thawed
 from kfgen.objects import Obj
 from kfgen.profile_components import accelerator_component, cloud_component
-from kfgen.vocabulary import COMPONENT_LABEL, KUSTOMIZATION_API, KUSTOMIZE_COMPONENT_API, MANAGED_BY, OWN_PATCHES, PART_OF, WORKLOADS_BASE
+from kfgen.vocabulary import (COMPONENT_LABEL, KUSTOMIZATION_API, KUSTOMIZE_COMPONENT_API, MANAGED_BY, OWN_PATCHES, PART_OF, SYNC_OPTIONS,
+                              WORKLOADS_BASE)
 from kfgen.yamlio import dump, load_all
 
 Tree = dict[str, str]
@@ -39,7 +42,7 @@ Tree = dict[str, str]
 @dataclass
 class Inventory:
     bases: list[str] = field(default_factory=list)
-    cluster_kinds: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    cluster_objects: dict[str, set[tuple[str, str, str]]] = field(default_factory=dict)  # per base: (group, kind, name)
     namespaces: set[str] = field(default_factory=set)
 
 
@@ -61,24 +64,29 @@ def plan(stack: Stack) -> Tree:
     tree: Tree = {}
     base_ctx = RenderContext(stack.name, stack.components, stack.workloads, waivers=stack.waivers)
     bases = component_objects(base_ctx, used_components(stack))
-    extras = {name: _extra_objects(stack, name) for name in bases}
+    extra_entries = {name: _extra_entries(stack, name) for name in bases}
+    extras = {name: [o for _, _, o in entries] for name, entries in extra_entries.items()}
     for name, objects in bases.items():
         tree.update(_base(stack, name, objects, extras[name]))
     profile_components: dict[str, dict] = {}
     inventory: dict[str, Inventory] = {}
     matched = {w for w in stack.waivers if waiver_targets(w, bases) or waiver_targets(w, extras)}
+    granted = [(f"spec.components.{n}.extraResources[{i}]", source, o) for n, entries in sorted(extra_entries.items())
+               for i, source, o in entries]
     for env in stack.environments:
         env_ctx = RenderContext(stack.name, env.components, env.workloads, env, stack.waivers)
         env_bases = component_objects(env_ctx, env_components(env))
         matched |= {w for w in stack.waivers if waiver_targets(w, env_bases)}  # objects only this environment has
         names = [WORKLOADS_BASE, *env_components(env)]
-        own_extras = {n: _extra_objects(stack, n, env) for n in env_components(env)}
-        own_extras = {n: objects for n, objects in own_extras.items() if objects}
+        own_entries = {n: entries for n in env_components(env) if (entries := _extra_entries(stack, n, env))}
+        own_extras = {n: [o for _, _, o in entries] for n, entries in own_entries.items()}
         matched |= {w for w in stack.waivers if waiver_targets(w, own_extras)}
         extra_bases = []
         for name in sorted(own_extras):
             tree.update(_env_extras(stack, env, name, own_extras[name]))
             extra_bases.append(f"extra/{name}")
+            granted += [(f"spec.environments.{env.name}.overrides.components.{name}.extraResources[{i}]", source, o)
+                        for i, source, o in own_entries[name]]
         overlay_files = _overrides(stack, {n: bases[n] for n in names}, env_bases, _own_patches(stack, env))
         tree.update({f"envs/{env.name}/overrides/{path}": text for path, text in overlay_files.items()})
         components = ["overrides"] if overlay_files else []
@@ -87,16 +95,20 @@ def plan(stack: Stack) -> Tree:
             if profile_components.setdefault(component.name, component.files) != component.files:
                 raise AssertionError(f"two different Components named {component.name}")  # a bug: names must say what differs
             components.append(f"../../components/{component.name}")
-        inventory[env.name] = _inventory(env_bases, {n: extras.get(n, []) + own_extras.get(n, []) for n in env_bases}, env_profile_components)
+        inventory[env.name] = _inventory(env_bases, {n: extras.get(n, []) + own_extras.get(n, []) for n in env_bases},
+                                         env_profile_components)
         kustomization = {"apiVersion": KUSTOMIZATION_API, "kind": "Kustomization",
                          "resources": [f"../../base/{n}" for n in names] + extra_bases}
         if components:
             kustomization["components"] = components
         tree[f"envs/{env.name}/kustomization.yaml"] = dump(kustomization)
     unmatched = [w for w in stack.waivers if w not in matched]
-    if unmatched:
-        raise InputError([Problem(*w.written_at, "spec.waivers", f"the {w.policy} waiver names no rendered object "
-                                  f"({w.kind} {w.namespace + '/' if w.namespace else ''}{w.name})") for w in unmatched])
+    problems = [Problem(*w.written_at, "spec.waivers", f"the {w.policy} waiver names no rendered object "
+                        f"({w.kind} {w.namespace + '/' if w.namespace else ''}{w.name})") for w in unmatched]
+    declared = {c.namespace for c in stack.components.values() if c.enabled} | {stack.workloads.namespace}
+    problems += grant_problems(stack, granted, declared)
+    if problems:
+        raise InputError(problems)
     for name, files in sorted(profile_components.items()):
         for path, content in files.items():
             tree[f"components/{name}/{path}"] = content if isinstance(content, str) else dump(content)
@@ -107,7 +119,7 @@ def plan(stack: Stack) -> Tree:
 
 def _inventory(env_bases: dict[str, list[Obj]], extra: dict[str, list[Obj]], profile_components: list) -> Inventory:
     """What an environment's render holds, for its Argo CD objects: bases (Applications),
-    cluster-scoped kinds per base (the AppProject's whitelist) and namespaces (its destinations)."""
+    cluster-scoped objects per base (the AppProject's whitelist) and namespaces (its destinations)."""
     found = Inventory()
     with_profile_objects = {**{n: objs + extra[n] for n, objs in env_bases.items()}}
     for component in profile_components:
@@ -116,59 +128,64 @@ def _inventory(env_bases: dict[str, list[Obj]], extra: dict[str, list[Obj]], pro
                 with_profile_objects.setdefault(content["metadata"]["labels"][COMPONENT_LABEL], []).append(content)
     for name, objects in with_profile_objects.items():
         found.bases.append(name)
-        kinds = found.cluster_kinds.setdefault(name, set())
+        cluster = found.cluster_objects.setdefault(name, set())
         for o in objects:
-            namespace = (o.get("metadata") or {}).get("namespace")
-            if namespace:
-                found.namespaces.add(namespace)
+            m = o.get("metadata") or {}
+            if m.get("namespace"):
+                found.namespaces.add(m["namespace"])
             else:
-                kinds.add((split_api_version(str(o.get("apiVersion", "")))[0], str(o.get("kind", ""))))
+                cluster.add((split_api_version(str(o.get("apiVersion", "")))[0], str(o.get("kind", "")), str(m.get("name", ""))))
     return found
 
 
-def _extra_waivers(stack: Stack, extras: list[Obj]) -> list[Obj]:
-    """Strategic merge patches that put the stack's waivers on the user's own manifests
-    (their files are copied as they are; kfgen never rewrites them)."""
+def _extra_annotations(stack: Stack, extras: list[Obj]) -> list[Obj]:
+    """Strategic merge patches that put the stack's waivers, and Argo CD's Prune=false and Delete=false
+    on CRDs and Namespaces, on the user's own manifests (their files are copied as they are; kfgen never
+    rewrites them)."""
     patches = []
     for obj in extras:
         waived = copy.deepcopy(obj)
-        if not apply_waivers(stack.waivers, {"extra": [waived]}):
+        sync_options = extra_sync_options(obj)
+        if not apply_waivers(stack.waivers, {"extra": [waived]}) and sync_options is None:
             continue
         m = waived["metadata"]
+        if sync_options:
+            m["annotations"] = dict(sorted({**(m.get("annotations") or {}), SYNC_OPTIONS: sync_options}.items()))
         patches.append({"apiVersion": obj["apiVersion"], "kind": obj["kind"],
                         "metadata": {"annotations": m["annotations"], "name": m["name"], **({"namespace": m["namespace"]} if m.get("namespace") else {})}})
     return patches
 
 
-def _extra_files(stack: Stack, name: str, env: Environment | None = None) -> list[tuple[str, str]]:
-    """(path as referenced, text) of a component's extraResources, folders expanded: the stack's, or
-    with `env` the ones only that environment adds."""
+def _extra_files(stack: Stack, name: str, env: Environment | None = None) -> list[tuple[int, str, str]]:
+    """(index of the extraResources entry, path as referenced, text) of a component's extraResources,
+    folders expanded: the stack's, or with `env` the ones only that environment adds (indexes in its list)."""
     component = stack.components.get(name)
     if component is None:
         return []
-    refs = component.extra_resources
+    refs = list(enumerate(component.extra_resources))
     if env is not None:
-        refs = tuple(r for r in env.components[name].extra_resources if r not in component.extra_resources)
-    return [(source, content.decode("utf-8")) for ref in refs
+        refs = list(enumerate(r for r in env.components[name].extra_resources if r not in component.extra_resources))
+    return [(i, source, content.decode("utf-8")) for i, ref in refs
             for source, content in sorted(stack.files.items()) if source == ref or source.startswith(ref.rstrip("/") + "/")]
 
 
-def _extra_objects(stack: Stack, name: str, env: Environment | None = None) -> list[Obj]:
-    return [d for _, text in _extra_files(stack, name, env) for d in load_all(text) if isinstance(d, dict)]
+def _extra_entries(stack: Stack, name: str, env: Environment | None = None) -> list[tuple[int, str, Obj]]:
+    """(index of the extraResources entry, file, object) of every object in a component's extraResources."""
+    return [(i, source, d) for i, source, text in _extra_files(stack, name, env) for d in load_all(text) if isinstance(d, dict)]
 
 
 def _env_extras(stack: Stack, env: Environment, name: str, objects: list[Obj]) -> Tree:
     """envs/<env>/extra/<component>/: the extraResources only this environment adds, as a kustomization of
     their own (your files as they are, labelled like the component's base)."""
     files: Tree = {}
-    for source, text in _extra_files(stack, name, env):
+    for _, source, text in _extra_files(stack, name, env):
         files[safe_path(source)] = text
     kustomization: Obj = {"apiVersion": KUSTOMIZATION_API, "kind": "Kustomization",
                           "labels": [{"includeSelectors": False, "pairs": common_labels(stack, name)}], "resources": sorted(files)}
     patches = []
-    for i, waiver_patch in enumerate(_extra_waivers(stack, objects), 1):
-        files[f"waivers-{i}.yaml"] = dump(waiver_patch)
-        patches.append({"path": f"waivers-{i}.yaml"})
+    for i, patch in enumerate(_extra_annotations(stack, objects), 1):
+        files[f"annotations-{i}.yaml"] = dump(patch)
+        patches.append({"path": f"annotations-{i}.yaml"})
     if patches:
         kustomization["patches"] = patches
     if mirrored := mirrored_images(env.components[name].mirror, objects, []):
@@ -194,7 +211,7 @@ def _base(stack: Stack, name: str, objects: list[Obj], extras: list[Obj]) -> Tre
         resources.append(path)
     component = stack.components.get(name)
     patches = []
-    for source, text in _extra_files(stack, name):
+    for _, source, text in _extra_files(stack, name):
         path = f"extra/{safe_path(source)}"
         files[path] = text
         resources.append(path)
@@ -206,7 +223,7 @@ def _base(stack: Stack, name: str, objects: list[Obj], extras: list[Obj]) -> Tre
             if patch.target:
                 entry["target"] = thawed(patch.target)
             patches.append(entry)
-    for i, waiver_patch in enumerate(_extra_waivers(stack, extras), 1):
+    for i, waiver_patch in enumerate(_extra_annotations(stack, extras), 1):
         path = f"patches/waivers-{i}.yaml"
         files[path] = dump(waiver_patch)
         patches.append({"path": path})
@@ -327,6 +344,7 @@ def provenance(stack: Stack, files: dict[str, str]) -> str:
         "version": __version__,
         "stack": stack.name,
         "stackDigest": f"sha256:{stack.digest}",
+        "repositoryPath": stack.gitops.repo_path,  # where this tree sits in its repository: Argo CD's paths start here
         "kubernetesVersion": stack.kubernetes_version,
         "components": {name: {"enabled": c.enabled, "install": c.install, "version": c.version}
                        for name, c in stack.components.items()},

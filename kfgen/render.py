@@ -54,10 +54,11 @@ def default_out(stack_path: Path, stack: Stack) -> Path:
 
 
 def render(stack_path: Path, out: Path | None = None, *, display: str | None = None, kustomize: str | None = None,
-           allow_outside: bool = False, progress: Callable[[str], None] | None = None) -> RenderResult:
-    """Render the stack into `out`; on any failure the previous `out` is left exactly as it was."""
+           allow_outside: bool = False, progress: Callable[[str], None] | None = None, repo: Path | None = None) -> RenderResult:
+    """Render the stack into `out`; on any failure the previous `out` is left exactly as it was. `repo`: the
+    repository root, for a stack copied out of its repository (see read_sources)."""
     timer = _Timer()
-    sources = timer.run("load", lambda: read_sources(stack_path, display, allow_outside, collect=True))
+    sources = timer.run("load", lambda: read_sources(stack_path, display, allow_outside, repo, collect=True))
     stack, tree = timer.run("validate", validate, sources)  # validation includes the (pure) plan
     out = out or default_out(stack_path, stack)
     engine = timer.run("engine", find_engine, kustomize)

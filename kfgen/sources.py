@@ -40,10 +40,17 @@ class Sources:
     problems: list[Problem] = field(default_factory=list)  # what read_sources(collect=True) found: validation reports them too
     schema_spots: list[str] = field(default_factory=list)  # paths of the schema's problems: the rules do not report them again
     inputs: list[Path] = field(default_factory=list)  # the stack file, every file and folder it references, the .git (resolved)
+    repo: Path | None = None  # the repository root (resolved): references stay inside it; Argo CD paths start at it
 
     @property
     def stack_dir(self) -> Path:
         return self.stack_path.parent
+
+    @property
+    def folder_in_repo(self) -> str:
+        """The stack's folder relative to the repository root ('' at the root), in git's spelling."""
+        folder = self.stack_dir.relative_to(self.repo).as_posix() if self.repo else "."
+        return "" if folder == "." else folder
 
     def digest(self) -> str:
         """sha256 over the stack file and every referenced file, independent of where the stack lives."""
@@ -61,10 +68,12 @@ def repo_root(start: Path) -> Path:
     return start
 
 
-def read_sources(stack_path: Path, display: str | None = None, allow_outside: bool = False, *, collect: bool = False) -> Sources:
+def read_sources(stack_path: Path, display: str | None = None, allow_outside: bool = False, repo: Path | None = None, *,
+                 collect: bool = False) -> Sources:
     """Load and schema-check the stack, then read what it references. Raises InputError with every
     problem; with `collect`, keeps going as far as it can and leaves them in `problems` (for
-    kfgen.validate, which adds the cross-field rules' problems: every problem of a stack at once)."""
+    kfgen.validate, which adds the cross-field rules' problems: every problem of a stack at once).
+    `repo` is the repository root when the stack is a copy outside its repository (kfgen diff's base)."""
     display = display or str(stack_path)
     raw = read_input(stack_path, display)
     doc = load_bytes(raw, display)
@@ -74,7 +83,8 @@ def read_sources(stack_path: Path, display: str | None = None, allow_outside: bo
     doc = Document(doc.file, data, doc.values, doc.keys, doc.numbers)  # wrong values left out, positions kept
     sources = Sources(stack_path.resolve(), display, doc, raw)
     sources.schema_spots = [p.path for p in problems]
-    root = repo_root(sources.stack_dir)
+    root = repo.resolve() if repo else repo_root(sources.stack_dir)
+    sources.repo = root
     sources.inputs += [sources.stack_path, root / ".git"]
     spec = doc.data.get("spec", {})
     entries: list[tuple[tuple, dict]] = [(("spec", "components", name), component)

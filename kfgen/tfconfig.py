@@ -4,8 +4,12 @@ The operator sets TF_CONFIG only on the container named `tensorflow`, and only w
 more than one replica in all. The cluster has one entry per replica type (lowercased, including
 the evaluator), hosts `<job>-<type>-<i>.<namespace>.svc[.<CUSTOM_CLUSTER_DOMAIN>]:<port>` with the
 port named `tfjob-port` of the `tensorflow` container (else 2222). Go's encoding/json writes the
-cluster keys sorted and the struct fields in order: cluster, task, environment. With
-`enableDynamicWorker` it writes the sparse form instead (`sparseCluster`, no environment).
+cluster keys sorted and the struct fields in order: cluster, task, environment.
+
+With `enableDynamicWorker` it writes the sparse form (SparseTFConfig: cluster, task; no
+environment), still under "cluster": a worker sees itself and every parameter server
+(`{"worker": {"<i>": host}, "ps": [...]}`, `"ps": null` when the job has none), a parameter server
+only itself (`{"worker": {}, "ps": [host]}`), any other replica `{"worker": {}, "ps": []}`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ import json
 from typing import Callable
 
 REPLICA_TYPES = ("Chief", "Evaluator", "Master", "PS", "Worker")
+LEADERS = ("Chief", "Master")
+CONTAINER = "tensorflow"  # the operator's TFJobDefaultContainerName
+PORT_NAME = "tfjob-port"
 DEFAULT_PORT = 2222
 
 HostFn = Callable[[str, int, int], str]  # (lowercase replica type, index, port) -> host:port
@@ -27,24 +34,33 @@ def canonical_type(name: str) -> str:
     raise ValueError(f"unknown replica type {name!r} (one of: {', '.join(REPLICA_TYPES)})")
 
 
+def replica_specs(tfjob: dict) -> dict[str, dict]:
+    """tfReplicaSpecs keyed by canonical type, as the operator's defaulter renames them."""
+    specs = (tfjob.get("spec") or {}).get("tfReplicaSpecs") or {}
+    return {canonical_type(t): (s or {}) for t, s in specs.items()}
+
+
 def replica_counts(tfjob: dict) -> dict[str, int]:
     """Replicas per canonical type; an unset count is 1, as the operator defaults it."""
-    specs = (tfjob.get("spec") or {}).get("tfReplicaSpecs") or {}
-    return {canonical_type(t): (1 if s.get("replicas") is None else int(s["replicas"])) for t, s in specs.items()}
+    return {t: (1 if s.get("replicas") is None else int(s["replicas"])) for t, s in replica_specs(tfjob).items()}
 
 
 def is_distributed(tfjob: dict) -> bool:
     return sum(replica_counts(tfjob).values()) != 1
 
 
+def tensorflow_container(tfjob: dict, replica_type: str) -> dict | None:
+    """The replica's container named `tensorflow` (the one the operator configures), if any."""
+    spec = replica_specs(tfjob).get(canonical_type(replica_type)) or {}
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+    return next((c for c in containers if c.get("name") == CONTAINER), None)
+
+
 def port_of(tfjob: dict, replica_type: str) -> int:
-    specs = tfjob["spec"]["tfReplicaSpecs"]
-    spec = next(s for t, s in specs.items() if canonical_type(t) == replica_type)
-    for container in ((spec.get("template") or {}).get("spec") or {}).get("containers") or []:
-        if container.get("name") == "tensorflow":
-            for port in container.get("ports") or []:
-                if port.get("name") == "tfjob-port":
-                    return int(port["containerPort"])
+    container = tensorflow_container(tfjob, replica_type) or {}
+    for port in container.get("ports") or []:
+        if port.get("name") == PORT_NAME:
+            return int(port["containerPort"])
     return DEFAULT_PORT
 
 
@@ -61,26 +77,28 @@ def cluster_spec(tfjob: dict, host: HostFn) -> dict[str, list[str]]:
 
 
 def tf_config(tfjob: dict, replica_type: str, index: int, host: HostFn | None = None, cluster_domain: str | None = None) -> str | None:
-    """The TF_CONFIG value of one replica, byte for byte; None when the operator sets none."""
+    """The TF_CONFIG value of one replica, byte for byte; None when the operator sets none
+    (a single replica in all, or no container named `tensorflow`)."""
     replica_type = canonical_type(replica_type)
     counts = replica_counts(tfjob)
     if replica_type not in counts:
         raise ValueError(f"the job has no {replica_type} replicas (it has: {', '.join(counts) or 'none'})")
     if not 0 <= index < counts[replica_type]:
         raise ValueError(f"{replica_type} has {counts[replica_type]} replicas; index {index} is out of range")
-    if not is_distributed(tfjob):
+    if not is_distributed(tfjob) or tensorflow_container(tfjob, replica_type) is None:
         return None
     meta = tfjob.get("metadata") or {}
     host = host or cluster_hosts(meta["name"], meta.get("namespace", "default"), cluster_domain)
     cluster = cluster_spec(tfjob, host)
-    task = {"type": replica_type.lower(), "index": index}
+    rtype = replica_type.lower()
+    task = {"type": rtype, "index": index}
     if (tfjob.get("spec") or {}).get("enableDynamicWorker"):
         sparse: dict = {"worker": {}, "ps": []}
-        if replica_type == "PS":
+        if rtype == "ps":
             sparse["ps"] = [cluster["ps"][index]]
-        elif replica_type == "Worker":
-            sparse = {"worker": {str(index): cluster["worker"][index]}, "ps": cluster.get("ps")}
-        return _go_json({"sparseCluster": sparse, "task": task})
+        elif rtype == "worker":
+            sparse = {"worker": {str(index): cluster["worker"][index]}, "ps": cluster.get("ps")}  # a job without PS: Go's nil slice, null
+        return _go_json({"cluster": sparse, "task": task})
     return _go_json({"cluster": cluster, "task": task, "environment": "cloud"})
 
 

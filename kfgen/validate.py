@@ -12,11 +12,13 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from kfgen import gitops_settings
 from kfgen.accelerators import offered_strategies, resolve_class, strategy_problem
 from kfgen.components import COMPONENTS, PACKAGES, RUNS_ON
 from kfgen.errors import InputError, Problem
+from kfgen.load import format_path
 from kfgen.mirror import Mirror
-from kfgen.model import AcceptedRisk, Artifacts, Component, Environment, GitOps, Patch, Stack, Sync, Waiver, Workloads, frozen
+from kfgen.model import AcceptedRisk, Artifacts, Component, Environment, Patch, Stack, Waiver, Workloads, frozen
 from kfgen.plan import Tree, plan
 from kfgen.profiles import profile_index
 from kfgen.risks import refusal
@@ -24,7 +26,6 @@ from kfgen.schema import schema_at
 from kfgen.sources import Sources, normalized
 from kfgen.workload_specs import Where, WorkloadBuilder, merged, without_nulls
 
-PROD_NAMES = ("prod", "production")
 GATEWAY_RESERVED = "/ambassador/"
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")  # and every kube-*
 
@@ -86,6 +87,11 @@ class _Builder:
         components = self.components(without_nulls(spec.get("components") or {}), stack_where)
         workloads = self.specs.workloads(without_nulls(spec.get("workloads") or {}), stack_where)
         self.check_namespaces(components, workloads, stack_where)
+        self.gitops = gitops_settings.gitops(self.doc, self.sources.folder_in_repo, self.fail)
+        for path, message in gitops_settings.argocd_namespace_problems(self.gitops, {
+                **{("spec", "components", n, "namespace"): c.namespace for n, c in components.items() if c.enabled},
+                ("spec", "workloads", "namespace"): workloads.namespace}):
+            self.fail(path, message)
         environments = tuple(self.environment(name, env) for name, env in sorted(spec["environments"].items()))
         for acceptance in self.acceptances:
             if acceptance not in self.used_acceptances:
@@ -96,14 +102,10 @@ class _Builder:
             if not ("." in host or ":" in host or host == "localhost"):
                 self.fail(("spec", "images", "rewrites", source), f"{source!r} does not start with a registry host; name the registry as "
                                                                   "image references do (docker.io, quay.io, ghcr.io/acme, ...)", key=True)
-        gitops = spec["gitops"]
-        if ".." in gitops.get("path", "deploy").split("/"):
-            self.fail(("spec", "gitops", "path"), "must stay inside the repository (no '..')")
         return Stack(
             name=self.doc.data["metadata"]["name"],
             kubernetes_version=spec.get("kubernetesVersion", _default("spec.kubernetesVersion")),
-            gitops=GitOps(gitops["repoURL"], gitops.get("targetRevision", "main"), gitops.get("path", "deploy"),
-                          gitops.get("argocdNamespace", "argocd")),
+            gitops=self.gitops,
             components=frozen(components),
             workloads=workloads,
             environments=environments,
@@ -113,7 +115,24 @@ class _Builder:
             accepted_risks=self.acceptances,
             files=frozen(dict(self.sources.files)),
             digest=self.sources.digest(),
+            written_at=frozen({**self.extra_positions(), **gitops_settings.project_positions(self.doc)}),
         )
+
+    def extra_positions(self) -> dict[str, tuple[str, int, int]]:
+        """Where each environment and extraResources entry was written: the plan reports problems it finds there
+        (objects the Argo CD project does not grant, two environments whose Argo CD objects share a name)."""
+        found = {f"spec.environments.{name}": (self.doc.file, *self.doc.position(("spec", "environments", name), key=True))
+                 for name in self.spec["environments"]}
+        entries: list[tuple[tuple, dict]] = [(("spec", "components", name), component)
+                                             for name, component in (self.spec.get("components") or {}).items()]
+        entries += [(("spec", "environments", env, "overrides", "components", name), component)  # an environment's own extras
+                    for env, d in self.spec["environments"].items()
+                    for name, component in ((d.get("overrides") or {}).get("components") or {}).items()]
+        for base, component in sorted(entries, key=lambda e: e[0]):
+            for i, _ in enumerate((component or {}).get("extraResources") or ()):
+                path = base + ("extraResources", i)
+                found[format_path(path)] = (self.doc.file, *self.doc.position(path))
+        return found
 
     # --- components ------------------------------------------------------------------------
 
@@ -156,15 +175,14 @@ class _Builder:
         return component
 
     def check_namespaces(self, components: dict[str, Component], workloads: Workloads, where: Where) -> None:
-        """Each component and the workloads own a namespace of their own; never one the cluster or Argo CD
-        owns (kfgen's render creates, labels and, through Argo CD, prunes what is in its namespaces)."""
+        """Each component and the workloads own a namespace of their own; never one the cluster owns
+        (kfgen's render creates, labels and, through Argo CD, prunes what is in its namespaces; Argo CD's
+        own namespace is refused with the gitops settings)."""
         owners: dict[str, str] = {}
-        argocd = (self.spec.get("gitops") or {}).get("argocdNamespace", "argocd")
         for name, path, ns in [(n, ("components", n, "namespace"), components[n].namespace) for n in COMPONENTS if components[n].enabled] + \
                 [("workloads", ("workloads", "namespace"), workloads.namespace)]:
-            if ns in RESERVED_NAMESPACES or ns.startswith("kube-") or ns == argocd:
-                owner = "Argo CD" if ns == argocd else "the cluster"
-                self.fail(where(path), f"namespace {ns!r} belongs to {owner}; kfgen would own it (its Pod Security level, and Argo CD "
+            if ns in RESERVED_NAMESPACES or ns.startswith("kube-"):
+                self.fail(where(path), f"namespace {ns!r} belongs to the cluster; kfgen would own it (its Pod Security level, and Argo CD "
                                        "pruning what kfgen does not render): choose a namespace of its own")
         for name in COMPONENTS:
             component = components[name]
@@ -230,8 +248,9 @@ class _Builder:
             name=name, cloud=cloud, destination=frozen(d.get("destination") or {"server": "https://kubernetes.default.svc"}),
             exposure=d.get("exposure", "internal"), identity=frozen(dict(d.get("identity") or {})),
             artifacts=self.artifacts(name, d.get("artifacts"), cloud if known_cloud else None, env_path),
-            accelerators=tuple(classes), sync=_sync(name, d.get("sync") or {}),
+            accelerators=tuple(classes), sync=gitops_settings.environment_sync(name, d, self.gitops, self.fail),
             components=frozen(components), workloads=workloads,
+            clusters=gitops_settings.environment_clusters(name, d, self.fail),
         )
         if known_cloud:
             self.check_identity(env, env_path)
@@ -378,10 +397,3 @@ def _unknown(what: str, name: str, known: list[str], where: str = "") -> str:
 
 def _default(dotted: str) -> Any:
     return schema_at(dotted)[1]["default"]
-
-
-def _sync(env: str, d: dict) -> Sync:
-    automated = d.get("automated", env not in PROD_NAMES)
-    return Sync(automated, d.get("prune", True), d.get("selfHeal", True), d.get("source", "rendered"))
-
-

@@ -9,6 +9,7 @@ PART_OF = "app.kubernetes.io/part-of"
 APP_NAME = "app.kubernetes.io/name"
 COMPONENT_LABEL = "kfgen.io/component"  # the base an object comes from: a component, `workloads` or `cluster`
 ENVIRONMENT_LABEL = "kfgen.io/environment"  # on Argo CD objects
+CLUSTER_LABEL = "kfgen.io/cluster"  # on the Applications an ApplicationSet makes for a fleet's clusters
 WORKLOAD_LABEL = "kfgen.io/workload"  # the stack workload an object or pod belongs to
 ACCELERATOR_LABEL = "kfgen.io/accelerator"  # the accelerator class an object asks for (its first container gets it)
 REPLICA_ACCELERATOR_PREFIX = "accelerator.kfgen.io/"  # TFJobs: per replica type, e.g. accelerator.kfgen.io/worker
@@ -26,6 +27,8 @@ MANIFEST_GENERATE_PATHS = "argocd.argoproj.io/manifest-generate-paths"
 ARGOCD_HOOK = "argocd.argoproj.io/hook"
 ARGOCD_HOOK_DELETE_POLICY = "argocd.argoproj.io/hook-delete-policy"
 ARGOCD_FINALIZER = "resources-finalizer.argocd.argoproj.io"
+KEEP_ON_DELETE = ("Prune=false", "Delete=false")  # sync options of CRDs and Namespaces: never pruned, never deleted with their Application
+IN_CLUSTER = "https://kubernetes.default.svc"  # the cluster Argo CD runs in (where Applications live)
 
 # --- API versions -------------------------------------------------------------------------------
 KUSTOMIZATION_API = "kustomize.config.k8s.io/v1beta1"
@@ -46,5 +49,8 @@ ENVIRONMENTS = "envs"  # envs/<env>/ (+ overrides/, extra/<component>/)
 OWN_PATCHES = "yours/"  # envs/<env>/overrides/yours/<component>/: the patches an environment adds
 RENDERED = "rendered"  # rendered/<env>/<base>/<namespace>/<kind>-<name>.yaml
 ARGOCD = "argocd"  # argocd/<env>/
+ARGOCD_APPS = "apps"  # argocd/<env>/apps/: what the environment's root Application syncs
+ARGOCD_PROJECTS = "projects"  # argocd/<env>/projects/: the AppProjects, applied once by an admin (never synced by the root)
+ARGOCD_ROOT = "root.yaml"  # argocd/<env>/root.yaml: the app of apps, applied once by an admin
 WORKLOADS_BASE = "workloads"  # the base holding the workload namespace
 CLUSTER_BASE = "cluster"  # the base name of cluster-level objects a cloud Component adds

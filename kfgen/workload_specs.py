@@ -14,6 +14,8 @@ from kfgen.components.argo_workflows.pipelines import parameter_variable
 from kfgen.images import unpinned
 from kfgen.mirror import Mirror
 from kfgen.model import (
+    Autoscaling,
+    ModelVersion,
     REPLICA_TYPES,
     NotebookProfile,
     Pipeline,
@@ -154,6 +156,7 @@ class WorkloadBuilder:
         if server != "CUSTOM" and not d.get("modelUri"):
             self.fail(where(path), f"{server} needs a modelUri (where the model is stored)")
         route = d.get("route") or {}
+        versions = self.model_versions(d, where(path + ("versions",)))
         return ServedModel(
             name=name, enabled=d.get("enabled", True), server=server, model_uri=d.get("modelUri"), credentials_secret=d.get("credentialsSecret"),
             image=self.pinned(d.get("image"), where(path + ("image",))) or None,
@@ -161,7 +164,41 @@ class WorkloadBuilder:
             resources=self.resources(d.get("resources"), "serving", where(path + ("resources",))),
             accelerator=d.get("accelerator"), env=_env(d.get("env")),
             route=Route(route.get("enabled", True), route.get("prefix", f"/models/{name}/"), route.get("timeoutMs", 3000)),
+            autoscaling=self.autoscaling(d.get("autoscaling"), where(path + ("autoscaling",))), versions=versions,
         )
+
+    def autoscaling(self, d: dict | None, path: tuple) -> Autoscaling | None:
+        if d is None:
+            return None
+        if d.get("minReplicas", 1) > d["maxReplicas"]:
+            self.fail(path + ("minReplicas",), f"minReplicas {d.get('minReplicas', 1)} is more than maxReplicas {d['maxReplicas']}")
+        metric = d.get("metric")
+        cpu = d.get("cpuUtilization", None if metric else 70)
+        return Autoscaling(d.get("minReplicas", 1), d["maxReplicas"], cpu,
+                           (metric["name"], canonical_quantity(metric["averageValue"])) if metric else None)
+
+    def model_versions(self, d: dict, path: tuple) -> tuple[ModelVersion, ...]:
+        """The versions of a model; those taking traffic add up to 100, at most one is a shadow."""
+        written = d.get("versions") or {}
+        model_image = self.mirror.rewrite(d["image"]) if d.get("image") else None  # checked (pinned) with the model
+        versions = tuple(ModelVersion(name, v.get("modelUri", d.get("modelUri")),
+                                      self.pinned(v["image"], path + (name, "image")) if "image" in v else model_image,
+                                      v.get("replicas", d.get("replicas", 1)), 0 if v.get("shadow") else v.get("traffic", 0),
+                                      bool(v.get("shadow", False)))
+                         for name, v in sorted(written.items()))
+        if not versions:
+            return ()
+        shadows = [v.name for v in versions if v.shadow]
+        for name in shadows[1:]:
+            self.fail(path + (name, "shadow"), f"at most one version is a shadow; {shadows[0]!r} already is")
+        for name in shadows:
+            if "traffic" in written[name]:
+                self.fail(path + (name, "traffic"), "a shadow gets a copy of every request: it takes no traffic of its own")
+        total = sum(v.traffic for v in versions)
+        if total != 100:
+            shares = ", ".join(f"{v.name} {v.traffic}" for v in versions if not v.shadow)
+            self.fail(path, f"the versions' traffic adds up to {total} ({shares}); it must add up to 100")
+        return versions
 
     def pipeline(self, name: str, d: dict, where: Where) -> Pipeline:
         path = ("workloads", "pipelines", name)

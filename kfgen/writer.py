@@ -28,6 +28,7 @@ from kfgen.vocabulary import PROVENANCE
 MARKER = PROVENANCE
 LOCK_WAIT_SECONDS = 600
 MAX_PROVENANCE_BYTES = 64 * 1024 * 1024
+STAGING_MARK = ".kfgen-staging"  # in a staging folder until it is swapped in
 _RENAME_EXCHANGE = 2
 
 
@@ -89,8 +90,12 @@ def check_owned(out: Path, home: Path, inputs: list[Path]) -> None:
                              "inside the stack's folder that holds none of its inputs (e.g. deploy)")
         if source != home and real.is_relative_to(source):
             raise InputError(f"{out}: is inside {source}, an input of this render; choose an output folder outside it")
-    if not out.is_dir() or not any(out.iterdir()):
-        return
+    if out.is_dir() and any(out.iterdir()):
+        check_written_by_kfgen(out)
+
+
+def check_written_by_kfgen(out: Path) -> None:
+    """Refuse a folder holding a .git, or any file its provenance.json does not list."""
     written = _written_files(out)
     strangers = []
     for folder, dirs, files in os.walk(out):
@@ -125,13 +130,26 @@ def _written_files(out: Path) -> set[str]:
 
 
 def new_staging(out: Path) -> Path:
-    """A fresh temporary sibling of `out`; leftovers of interrupted renders are removed first."""
+    """A fresh temporary sibling of `out`, marked as kfgen's; leftovers of interrupted renders are
+    removed first, but only those kfgen can prove are its own (its mark, or a tree its provenance covers)."""
     for stale in out.parent.glob(f".{out.name}.kfgen-*"):
-        if stale.is_dir() and not stale.is_symlink():
+        if stale.is_dir() and not stale.is_symlink() and _left_by_kfgen(stale):
             shutil.rmtree(stale, ignore_errors=True)
     staging = out.parent / f".{out.name}.kfgen-new-{os.getpid()}"
     staging.mkdir(parents=True)
+    (staging / STAGING_MARK).write_text(f"kfgen staging of {out.name}\n")
     return staging
+
+
+def _left_by_kfgen(folder: Path) -> bool:
+    """A staging folder (marked) or a previous tree on its way out (every file listed in its provenance)."""
+    if (folder / STAGING_MARK).is_file():
+        return True
+    try:
+        check_written_by_kfgen(folder)
+    except InputError:
+        return False
+    return True
 
 
 def write_tree(root: Path, files: dict[str, str]) -> None:
@@ -152,6 +170,7 @@ def write_tree(root: Path, files: dict[str, str]) -> None:
 
 def swap_in(staging: Path, out: Path) -> None:
     """Make `staging` the new `out` in one step; the previous tree is removed afterwards."""
+    (staging / STAGING_MARK).unlink()
     if not out.exists():
         os.rename(staging, out)
         return

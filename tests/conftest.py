@@ -85,3 +85,14 @@ def edit(path: Path, old: str, new: str, count: int = 1) -> None:
 
 def read_tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def committed_example(repo: Path, folder: str, kfgen) -> Path:
+    """The example stack in `repo/folder` (the repository root when ''), rendered and committed; its stack.yaml."""
+    target = repo / folder if folder else repo
+    shutil.copytree(ROOT / "stacks" / "example", target, ignore=shutil.ignore_patterns("deploy"), dirs_exist_ok=True)
+    stack = target / "stack.yaml"
+    assert kfgen("render", stack).code == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "platform")
+    return stack

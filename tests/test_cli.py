@@ -81,7 +81,7 @@ def test_images_lists_what_each_environment_pulls(kfgen):
     images = [line.split("\t")[1] for line in run.out.splitlines()]
     assert images == sorted(set(images))
     for expected in ("quay.io/argoproj/argoexec:v3.6.19", "docker.io/seldonio/seldon-core-executor:1.17.1",
-                     "docker.io/tensorflow/serving:2.1.0", "ghcr.io/acme/iris-trainer:0.1.0-gpu",
+                     "docker.io/tensorflow/serving:2.21.0-gpu", "ghcr.io/acme/iris-trainer:0.1.0-gpu",
                      "quay.io/jupyter/tensorflow-notebook:cuda-2024-10-07", "docker.io/emissaryingress/emissary:3.10.0"):
         assert expected in images
     assert not [i for i in images if i.endswith(":latest") or ":" not in i.rsplit("/", 1)[-1]]
@@ -149,7 +149,8 @@ def test_a_mirrored_stack_lists_only_mirror_references(kfgen, example):
     for expected in ("registry.acme.example/dockerhub/prom/statsd-exporter:v0.27.1",  # your own manifest, through kustomize's images
                      "registry.acme.example/quay/argoproj/argoexec:v3.6.19",  # Argo's executor
                      "registry.acme.example/dockerhub/seldonio/seldon-core-executor:1.17.1",  # what Seldon starts
-                     "registry.acme.example/dockerhub/tensorflow/serving:2.1.0",
+                     "registry.acme.example/dockerhub/tensorflow/serving:2.21.0",  # Seldon's TF Serving (CPU in dev)
+                     "registry.acme.example/dockerhub/tensorflow/serving:2.21.0-gpu",  # its GPU variant, named in prod's model
                      "registry.acme.example/quay/jupyter/tensorflow-notebook:cuda-2024-10-07",  # a notebook image
                      "registry.acme.example/mirror/ghcr.io/acme/iris-trainer:0.1.0-gpu",  # a workload, with its accelerator variant
                      "registry.acme.example/mirror/registry.k8s.io/ingress-nginx/kube-webhook-certgen:v1.4.4"):

@@ -31,7 +31,9 @@ def test_environment_names_come_from_the_stack(example, monkeypatch, tmp_path, a
 
 
 def test_job_names_come_from_the_stack(example):
-    assert complete(["tfjob", "run-local", str(example), "--job"], "") == [("plain", "iris")]
+    assert complete(["tfjob", "run-local", str(example), "--job"], "") == [("plain", "iris"), ("plain", "iris-ps")]
+    assert complete(["serve-local", str(example), "--model"], "") == [("plain", "iris")]
+    assert complete(["promote", str(example), "--from"], "d") == [("plain", "dev")]
 
 
 def test_an_unreadable_stack_completes_nothing(tmp_path):

@@ -136,3 +136,15 @@ def test_checkov_finds_nothing_that_is_not_waived_with_a_reason(tmp_path, name):
     assert report["summary"]["resource_count"] > 100
     for skipped in report["results"]["skipped_checks"]:
         assert len(skipped["check_result"]["suppress_comment"]) > 20, skipped["check_id"]  # a written reason, not a bare skip
+
+
+def test_a_tfjob_without_a_tensorflow_container_is_a_violation(kfgen, faulty):
+    out, plant = faulty
+    tfjob = "rendered/prod/training-operator/ml/tfjob-iris.yaml"
+    plant(tfjob, lambda o: o["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0].update(name="trainer"))
+    run = kfgen("lint", out)
+    assert run.code == 1
+    # training-operator v1.8.1 pkg/webhooks/tensorflow/tfjob_webhook.go: "must have at least one container with name tensorflow"
+    assert run.out.splitlines() == [f"{out}/{tfjob}: spec.tfReplicaSpecs.Worker.template.spec.containers: [KFG008] "
+                                    "no container named 'tensorflow' (has: 'trainer'); the training operator's webhook rejects the TFJob"]
+    assert run.err.splitlines()[-1] == "  KFG008: every TFJob replica has a container named tensorflow (the training operator's webhook requires it)"

@@ -132,6 +132,16 @@ def test_an_environments_image_override_goes_through_the_mirror_too():
     assert job.image == "registry.acme.example/mirror/ghcr.io/globex/tensorflow-tpu:2.18.0"
 
 
+def test_every_version_of_a_traffic_split_goes_through_the_mirror():
+    text = stack().replace("      custom: {server: CUSTOM, image: ghcr.io/acme/scorer:1.2.0}\n",
+                           "      custom:\n        server: CUSTOM\n        image: ghcr.io/acme/scorer:1.2.0\n"
+                           "        versions: {stable: {traffic: 90}, canary: {traffic: 10, image: 'ghcr.io/acme/scorer:1.3.0'}}\n")
+    stack_, _ = plan_of(text)
+    model = next(m for m in stack_.workloads.serving if m.name == "custom")
+    assert {v.name: v.image for v in model.versions} == {"stable": "registry.acme.example/acme/scorer:1.2.0",
+                                                          "canary": "registry.acme.example/acme/scorer:1.3.0"}
+
+
 def test_a_components_image_registry_and_its_per_environment_override():
     components = "    argo-workflows: {imageRegistry: registry.acme.example/argo}\n"
     overrides = "      overrides: {components: {argo-workflows: {imageRegistry: null}}}\n"

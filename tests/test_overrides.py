@@ -46,7 +46,9 @@ spec:
 
 def gke_only_storage_class() -> tuple[str, dict]:
     prod = "      overrides:\n        components:\n          ambassador: {extraResources: [gke/storageclass.yaml]}\n"
-    return stack(prod=prod), {"gke/storageclass.yaml": STORAGE_CLASS}
+    grant = ("  gitops:\n    repoURL: https://example.com/r.git\n"
+             "    project: {clusterResources: [{group: storage.k8s.io, kind: StorageClass, name: fast-ssd}]}\n")
+    return stack(prod=prod).replace("  gitops: {repoURL: https://example.com/r.git}\n", grant), {"gke/storageclass.yaml": STORAGE_CLASS}
 
 
 def test_an_environments_own_extra_resources_land_in_that_environment_only():
@@ -61,8 +63,19 @@ def test_an_environments_own_extra_resources_land_in_that_environment_only():
     assert "extra/ambassador" in load_all(tree["envs/prod/kustomization.yaml"])[0]["resources"]
     assert not [p for p in tree if p.startswith(("envs/dev/extra/", "base/ambassador/extra/"))]
     assert "extra/ambassador" not in load_all(tree["envs/dev/kustomization.yaml"])[0]["resources"]
-    # Argo CD's project for prod may create StorageClasses; dev's may not
-    assert "StorageClass" in tree["argocd/prod/apps/project.yaml"] and "StorageClass" not in tree["argocd/dev/apps/project.yaml"]
+    # Argo CD's project for prod may create this StorageClass; dev's may not
+    assert "fast-ssd" in tree["argocd/prod/projects/components.yaml"] and "fast-ssd" not in tree["argocd/dev/projects/components.yaml"]
+
+
+def test_an_environments_own_cluster_scoped_extra_needs_the_projects_grant():
+    text, files = gke_only_storage_class()
+    text = text.replace("    project: {clusterResources: [{group: storage.k8s.io, kind: StorageClass, name: fast-ssd}]}\n", "")
+    with pytest.raises(InputError) as info:
+        plan_of(text, files)
+    assert info.value.lines() == [
+        "stack.yaml:19:41: spec.environments.prod.overrides.components.ambassador.extraResources[0]: gke/storageclass.yaml: StorageClass "
+        "fast-ssd has no namespace, so it is cluster-scoped: grant it in spec.gitops.project.clusterResources ({group: 'storage.k8s.io', "
+        "kind: StorageClass, name: fast-ssd}) or give it metadata.namespace"]
 
 
 def test_an_environments_own_patches_apply_after_its_changes_to_its_component_only():

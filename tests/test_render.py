@@ -223,6 +223,7 @@ def test_an_environments_own_extras_and_patches_render_in_that_environment_only(
          "          seldon-core:\n            replicas: 2\n          ambassador:\n"
          "            extraResources: [gke/storageclass.yaml]\n          jupyterhub:\n"
          "            patches: [{path: gke/hub-memory.yaml, target: {kind: Deployment, name: hub}}]\n")
+    edit(example, "    path: deploy\n", "    path: deploy\n    project: {clusterResources: [{group: storage.k8s.io, kind: StorageClass, name: fast-ssd}]}\n")
     out = tmp_path / "out"
     run = kfgen("render", example, "--out", out)
     assert run.code == 0, run.err

@@ -147,3 +147,18 @@ def test_a_read_only_disk_is_one_line_exit_2(kfgen, example, small_disk):
     run = kfgen("render", example, "--out", small_disk / "out")
     assert (run.code, run.err) == (2, f"{small_disk / 'out'}: cannot write the render: Read-only file system; the previous output is "
                                       "unchanged\n")
+
+
+def test_leftovers_are_removed_only_when_kfgen_can_prove_they_are_its_own(kfgen, example, tmp_path):
+    out = tmp_path / "out"
+    interrupted = tmp_path / ".out.kfgen-new-999999"  # a render killed before its swap
+    interrupted.mkdir()
+    (interrupted / ".kfgen-staging").write_text("kfgen staging of out\n")
+    (interrupted / "base").mkdir()
+    planted = tmp_path / ".out.kfgen-new-1"  # looks like one by its name only
+    planted.mkdir()
+    (planted / "notes.txt").write_text("mine\n")
+    assert kfgen("render", example, "--out", out).code == 0
+    assert not interrupted.exists()
+    assert (planted / "notes.txt").read_text() == "mine\n"
+    assert not (out / ".kfgen-staging").exists()  # the mark never reaches the output

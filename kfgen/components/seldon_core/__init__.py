@@ -3,17 +3,32 @@ License) and the models of spec.workloads.serving as SeldonDeployments with thei
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
-from kfgen.components.package import AcceleratorTarget, ComponentPackage, GatewayRoute, Release
+from kfgen.accelerators import image_variant
+from kfgen.components.package import AcceleratorTarget, ComponentPackage, Fail, GatewayRoute, Release, with_defaults
 from kfgen.components.seldon_core.deviations import DEVIATIONS
 from kfgen.components.seldon_core.install import install
-from kfgen.components.seldon_core.models import serving_objects
+from kfgen.components.seldon_core.models import MAX_PREDICTORS, predictor_label, serving_objects
 from kfgen.components.seldon_core.servers import PREDICTOR_SERVERS_KEY, server_image
 from kfgen.context import RenderContext
 from kfgen.model import Component, Environment
 from kfgen.objects import Obj
-from kfgen.vocabulary import ACCELERATOR_LABEL
+
+
+def _minor(version: str) -> tuple[int, int]:
+    major, minor, *_ = version.split(".")
+    return int(major), int(minor)
+
+
+def _tensorflow_of(image: str) -> tuple[int, int] | None:
+    """The TensorFlow version of an official TensorFlow image (tensorflow/tensorflow:2.18.0[-gpu]), else None."""
+    repository, _, tag = image.rpartition(":")
+    match = re.match(r"^(\d+)\.(\d+)\.\d+", tag)
+    return (int(match[1]), int(match[2])) if match and repository.endswith("tensorflow/tensorflow") else None
 
 
 def _release(version: str) -> Release:
@@ -21,6 +36,11 @@ def _release(version: str) -> Release:
                              "executor": f"docker.io/seldonio/seldon-core-executor:{version}",
                              "storage_initializer": f"docker.io/seldonio/rclone-storage-initializer:{version}"},
                    upstream=f"seldon-core/v{version}/chart")
+
+
+@dataclass(frozen=True)
+class SeldonSettings:
+    tf_serving_version: str
 
 
 class SeldonCore(ComponentPackage):
@@ -32,6 +52,25 @@ class SeldonCore(ComponentPackage):
     runs = "serving"
     workload_kinds = ("SeldonDeployment",)  # custom resources of workloads: synced one wave after the operators
     folder = Path(__file__).parent
+
+    def settings(self, data: Mapping[str, Any]) -> SeldonSettings:
+        return SeldonSettings(with_defaults(data, self.settings_schema)["tfServingVersion"])
+
+    def check_environment(self, component: Component, env: Environment, fail: Fail) -> None:
+        """A TensorFlow Serving older than the TensorFlow that exported a model cannot load it: refused where
+        both are known (a training job of tensorflow/tensorflow:<version> writes the model a server reads)."""
+        serving = _minor(component.settings.tf_serving_version)
+        for model in env.workloads.enabled("serving"):
+            if model.server != "TENSORFLOW_SERVER":
+                continue
+            for version in model.predictors():
+                for job in env.workloads.enabled("training"):
+                    trained = _tensorflow_of(job.image)
+                    if job.model_dir and job.model_dir == version.model_uri and trained and trained > serving:
+                        fail(("components", self.name, "tfServingVersion"),
+                             f"TensorFlow Serving {component.settings.tf_serving_version} cannot load what training job {job.name!r} "
+                             f"exports with TensorFlow {'.'.join(map(str, trained))} (model {model.name!r}, environment {env.name!r}); "
+                             f"set tfServingVersion to {trained[0]}.{trained[1]}.0 or newer")
 
     def install(self, component: Component, ctx: RenderContext) -> list[Obj]:
         return install(component, self.release(component.version), ctx)
@@ -47,17 +86,23 @@ class SeldonCore(ComponentPackage):
         """The prepackaged servers the models use (the operator adds their containers)."""
         found = set()
         for model in ctx.workloads.enabled("serving"):
-            if model.server != "CUSTOM" and not model.image:
-                found.add(component.mirror.rewrite(server_image(component.version, model.server, model.protocol)))
+            for version in model.predictors():
+                if model.server != "CUSTOM" and not version.image:
+                    image = server_image(component.version, component.settings.tf_serving_version, model.server, model.protocol)
+                    found.add(component.mirror.rewrite(image_variant(image, ctx.accelerator(model.accelerator))))
         return found
 
     def image_catalogs(self) -> tuple[str, ...]:
         return (PREDICTOR_SERVERS_KEY,)
 
     def accelerator_targets(self) -> tuple[AcceleratorTarget, ...]:
-        spec = "/spec/predictors/0/componentSpecs/0/spec"
-        return (AcceleratorTarget("machinelearning.seldon.io", "v1", "SeldonDeployment", ACCELERATOR_LABEL, spec,
-                                  f"{spec}/containers/0", "seldondeployment.yaml"),)
+        # the first predictor asks with kfgen.io/accelerator, the others (a model's versions) with their own label
+        targets = []
+        for index in range(MAX_PREDICTORS):
+            spec = f"/spec/predictors/{index}/componentSpecs/0/spec"
+            targets.append(AcceleratorTarget("machinelearning.seldon.io", "v1", "SeldonDeployment", predictor_label(index), spec,
+                                             f"{spec}/containers/0", f"seldondeployment{'' if index == 0 else f'-{index}'}.yaml"))
+        return tuple(targets)
 
 
 PACKAGE = SeldonCore()

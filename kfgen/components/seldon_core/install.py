@@ -89,7 +89,7 @@ def install(component: Component, release: Release, ctx: RenderContext) -> list[
         seldon_crd(),
         service_account("seldon-manager", ns),
         *_rbac(ns),
-        _config(component.version, images, mirror, ns),
+        _config(component.version, component.settings.tf_serving_version, images, mirror, ns),
         operator_waivers(deployment("seldon-controller-manager", ns, SELECTOR, pod, component.replicas or 1,
                                     labels={**LABELS, "control-plane": "seldon-controller-manager"},
                                     pod_annotations={"prometheus.io/port": "8080", "prometheus.io/scrape": "true",
@@ -125,10 +125,10 @@ def _manager_env(images: Mapping[str, str], mirror: Mirror) -> dict[str, str]:
     }
 
 
-def _config(version: str, images: Mapping[str, str], mirror: Mirror, ns: str) -> Obj:
+def _config(version: str, tf_serving: str, images: Mapping[str, str], mirror: Mirror, ns: str) -> Obj:
     """The operator's seldon-config ConfigMap: prepackaged servers and the storage initializer."""
     servers = {}
-    for server, protocols in predictor_servers(version).items():
+    for server, protocols in predictor_servers(version, tf_serving).items():
         servers[server] = {"protocols": {p: {"defaultImageVersion": tag, "image": mirror.rewrite(image)}
                                          for p, (image, tag) in sorted(protocols.items())}}
     initializer = {"cpuLimit": "1", "cpuRequest": "100m", "image": mirror.rewrite(images["storage_initializer"]),

@@ -1,18 +1,33 @@
-"""The model, its distributed training loop and its SavedModel export."""
+"""The model, its distributed training loop and its SavedModel export.
+
+Paths are strings joined with "/", never pathlib.Path: in the cluster they are gs:// or s3:// URLs,
+which TensorFlow's file system reads and writes (and Path would turn into a local gs:/ folder).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from trainer.data import CLASSES, FEATURES
 
 BATCH_PER_REPLICA = 32
+CHECKPOINT_EVERY = 50
+# What TensorBoard's scalars plugin reads (tf.summary.scalar needs the tensorboard package, this does not).
+SCALAR = tf.compat.v1.SummaryMetadata(plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"))
+
+
+def reproducible(seed: int) -> None:
+    """Same seed, same weights: Python's, NumPy's, TensorFlow's and Keras 3's own seeds (its
+    initialisers draw from Keras' seed generator, not from tf.random), and deterministic ops."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
 
 
 def strategy() -> tf.distribute.Strategy:
@@ -32,8 +47,10 @@ def build_model() -> tf.keras.Model:
 
 
 def train(rows: list[list[float]], steps: int, seed: int = 1) -> tuple[tf.distribute.Strategy, tf.keras.Model]:
-    """Train with a custom loop (Keras' fit takes no per-replica datasets under this strategy)."""
-    tf.random.set_seed(seed)
+    """Train with a custom loop (Keras' fit takes no per-replica datasets under this strategy).
+    With KFGEN_CHECKPOINT_DIR it resumes from the latest checkpoint there and saves one every
+    CHECKPOINT_EVERY steps; with KFGEN_TENSORBOARD_DIR the chief writes the loss for TensorBoard."""
+    reproducible(seed)
     dist = strategy()
     features = np.array([r[:-1] for r in rows], dtype=np.float32)
     labels = np.array([r[-1] for r in rows], dtype=np.int64)
@@ -47,8 +64,12 @@ def train(rows: list[list[float]], steps: int, seed: int = 1) -> tuple[tf.distri
     with dist.scope():
         model = build_model()
         optimizer = tf.keras.optimizers.Adam(learning_rate=0.01)
+        optimizer.build(model.trainable_variables)  # its variables exist before a checkpoint is restored
         loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="none")
     iterator = iter(dist.distribute_datasets_from_function(dataset_fn))
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoints = Checkpoints(dist, tf.train.Checkpoint(model=model, optimizer=optimizer, step=step))
+    summaries = summary_writer(dist)
 
     @tf.function
     def train_step(batch):
@@ -60,11 +81,54 @@ def train(rows: list[list[float]], steps: int, seed: int = 1) -> tuple[tf.distri
             return loss
         return dist.reduce(tf.distribute.ReduceOp.SUM, dist.run(step, args=batch), axis=None)
 
-    for number in range(1, steps + 1):
+    if int(step.numpy()):
+        print(json.dumps({"resumed_at_step": int(step.numpy())}), flush=True)
+    for number in range(int(step.numpy()) + 1, steps + 1):
         loss = train_step(next(iterator))
+        step.assign(number)
         if number == 1 or number % 50 == 0 or number == steps:
             print(json.dumps({"step": number, "loss": round(float(loss), 4)}), flush=True)
+            with summaries.as_default():
+                tf.summary.write("loss", tf.cast(loss, tf.float32), step=number, metadata=SCALAR)
+        if number % CHECKPOINT_EVERY == 0 or number == steps:
+            checkpoints.save(number)
+    summaries.close()
+    checkpoints.close()
     return dist, model
+
+
+class Checkpoints:
+    """Checkpoints in KFGEN_CHECKPOINT_DIR (none without it), restored at start. Every worker saves
+    (saving runs collectives); only the chief's copy is kept."""
+
+    def __init__(self, dist: tf.distribute.Strategy, checkpoint: tf.train.Checkpoint):
+        folder = os.environ.get("KFGEN_CHECKPOINT_DIR")
+        self.manager = None
+        self.scratch = None
+        if not folder:
+            return
+        latest = tf.train.latest_checkpoint(folder)
+        if latest:
+            checkpoint.restore(latest).assert_existing_objects_matched()
+        if not is_chief(dist):
+            self.scratch = folder = tempfile.mkdtemp(prefix="checkpoints-")
+        self.manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=2)
+
+    def save(self, number: int) -> None:
+        if self.manager:
+            self.manager.save(checkpoint_number=number)
+
+    def close(self) -> None:
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def summary_writer(dist: tf.distribute.Strategy):
+    """The chief's TensorBoard writer on KFGEN_TENSORBOARD_DIR; a no-op elsewhere."""
+    folder = os.environ.get("KFGEN_TENSORBOARD_DIR")
+    if folder and is_chief(dist):
+        return tf.summary.create_file_writer(folder)
+    return tf.summary.create_noop_writer()
 
 
 class Serving(tf.Module):
@@ -88,13 +152,13 @@ def is_chief(dist: tf.distribute.Strategy) -> bool:
     return resolver.task_type == "chief" or (not has_chief and resolver.task_type == "worker" and resolver.task_id == 0)
 
 
-def export(dist: tf.distribute.Strategy, model: tf.keras.Model, model_dir: Path) -> Path | None:
+def export(dist: tf.distribute.Strategy, model: tf.keras.Model, model_dir: str) -> str | None:
     """Every worker saves (the save runs collectives); only the chief's copy is kept, in
     <model_dir>/1 where TensorFlow Serving looks for version 1."""
     module = Serving(model)
-    target = model_dir / "1"
+    target = f"{model_dir.rstrip('/')}/1"
     if is_chief(dist):
-        tf.saved_model.save(module, str(target), signatures={"serving_default": module.serve})
+        tf.saved_model.save(module, target, signatures={"serving_default": module.serve})
         return target
     with tempfile.TemporaryDirectory() as scratch:
         tf.saved_model.save(module, scratch, signatures={"serving_default": module.serve})
@@ -111,7 +175,7 @@ def barrier(dist: tf.distribute.Strategy) -> None:
     meet()
 
 
-def accuracy(saved_model: Path, rows: list[list[float]]) -> float:
-    serve = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+def accuracy(saved_model: str, rows: list[list[float]]) -> float:
+    serve = tf.saved_model.load(saved_model).signatures["serving_default"]
     classes = serve(features=tf.constant([r[:-1] for r in rows], dtype=tf.float32))["classes"].numpy()
     return float(np.mean(classes == np.array([r[-1] for r in rows])))

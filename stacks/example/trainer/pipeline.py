@@ -48,13 +48,13 @@ def train(inputs: Path, output: Path) -> None:
     from trainer import model
 
     dist, trained = model.train(data.read_csv(inputs / "split" / "train.csv"), int(os.environ.get("KFGEN_STEPS", "200")))
-    model.export(dist, trained, output / "model")
+    model.export(dist, trained, str(output / "model"))
 
 
 def evaluate(inputs: Path, output: Path) -> None:
     from trainer import model
 
-    score = model.accuracy(inputs / "train" / "model" / "1", data.read_csv(inputs / "split" / "eval.csv"))
+    score = model.accuracy(str(inputs / "train" / "model" / "1"), data.read_csv(inputs / "split" / "eval.csv"))
     (output / "metrics.json").write_text(json.dumps({"accuracy": round(score, 4)}) + "\n")
     print(json.dumps({"accuracy": round(score, 4)}))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 
 from trainer import data
 
@@ -16,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outlier-threshold", type=float, default=float(os.environ.get("PARAM_OUTLIER_THRESHOLD", "3.0")))
     args = parser.parse_args(argv)
     steps = int(os.environ.get("KFGEN_STEPS", args.steps))
-    model_dir = Path(os.environ.get("KFGEN_MODEL_DIR", "model"))
+    model_dir = os.environ.get("KFGEN_MODEL_DIR", "model")  # a string: gs:// and s3:// stay URLs
 
     from trainer import model  # TensorFlow loads here, after the arguments are checked
 
@@ -25,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     dist, trained = model.train(train_rows, steps)
     saved = model.export(dist, trained, model_dir)
     if saved:
-        print(json.dumps({"saved_model": str(saved), "eval_accuracy": round(model.accuracy(saved, eval_rows), 4)}), flush=True)
+        print(json.dumps({"saved_model": saved, "eval_accuracy": round(model.accuracy(saved, eval_rows), 4)}), flush=True)
     model.barrier(dist)
     return 0
 
