@@ -37,7 +37,6 @@ from kfgen.errors import InputError
 from kfgen.tfserving import Reply, Servable, ServingError
 
 EXECUTOR_PORT = 8000
-PROXY_CONTAINER = "model"  # PREDICTIVE_UNIT_ID of the graph's container
 
 
 @dataclass(frozen=True)
@@ -169,12 +168,12 @@ class Executor:
         if method == "GET" and path in ("/api/v1.0/health/status", "/api/v1.0/status"):
             return Reply(200, "")
         if method == "POST" and path in ("/api/v1.0/predictions", "/api/v0.1/predictions"):
-            status, answer = seldon_predict(self.servable, body, content_type, self.predictor.proxy_image)
+            status, answer = seldon_predict(self.servable, body, content_type, self.predictor.graph, self.predictor.proxy_image)
             return Reply(status, json.dumps(answer, sort_keys=True) + "\n")
         return Reply(404, "404 page not found\n")
 
 
-def seldon_predict(servable: Servable, body: bytes, content_type: str, image: str | None) -> tuple[int, dict]:
+def seldon_predict(servable: Servable, body: bytes, content_type: str, unit: str, image: str | None) -> tuple[int, dict]:
     """The Seldon protocol's predict, as tfserving-proxy under the Python wrapper answers it."""
     import numpy as np
 
@@ -182,7 +181,7 @@ def seldon_predict(servable: Servable, body: bytes, content_type: str, image: st
         request = _seldon_request(body, content_type)
         if not isinstance(request, dict):
             raise _BadData(f"Invalid request data type: {request}")
-        meta = {"requestPath": {PROXY_CONTAINER: image}} if image else {}
+        meta = {"requestPath": {unit: image}} if image else {}  # PREDICTIVE_UNIT_ID: the graph node (its container)
         if isinstance(request.get("meta"), dict) and request["meta"].get("puid"):
             meta["puid"] = request["meta"]["puid"]
         if "data" in request:

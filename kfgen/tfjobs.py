@@ -19,15 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from kfgen.components.training_operator.tfjobs import MODEL_DIR_ENV
+
 from kfgen.errors import InputError
 from kfgen.model import Environment
 from kfgen.tfconfig import CONTAINER, REPLICA_TYPES, canonical_type, replica_counts, tensorflow_container, tf_config
-from kfgen.vocabulary import REPLICA_ACCELERATOR_PREFIX
+from kfgen.vocabulary import CHECKPOINT_DIR_ENV, MODEL_DIR_ENV, REPLICA_ACCELERATOR_PREFIX, STEPS_ENV, TENSORBOARD_DIR_ENV
 
-STEPS_ENV = "KFGEN_STEPS"
-CHECKPOINT_DIR_ENV = "KFGEN_CHECKPOINT_DIR"
-TENSORBOARD_DIR_ENV = "KFGEN_TENSORBOARD_DIR"
 TF_CONFIG_ENV = "TF_CONFIG"
 # Never inherited from the user's shell: the operator sets TF_CONFIG, run-local sets the others.
 NOT_INHERITED = (TF_CONFIG_ENV, MODEL_DIR_ENV, CHECKPOINT_DIR_ENV, TENSORBOARD_DIR_ENV, STEPS_ENV)

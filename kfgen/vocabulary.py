@@ -30,6 +30,14 @@ ARGOCD_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 KEEP_ON_DELETE = ("Prune=false", "Delete=false")  # sync options of CRDs and Namespaces: never pruned, never deleted with their Application
 IN_CLUSTER = "https://kubernetes.default.svc"  # the cluster Argo CD runs in (where Applications live)
 
+# --- environment variables kfgen gives the code it runs (in the cluster and locally) -------------
+MODEL_DIR_ENV = "KFGEN_MODEL_DIR"  # where a training job writes its model
+STEPS_ENV = "KFGEN_STEPS"  # run-local --steps
+CHECKPOINT_DIR_ENV = "KFGEN_CHECKPOINT_DIR"  # run-local: checkpoints
+TENSORBOARD_DIR_ENV = "KFGEN_TENSORBOARD_DIR"  # run-local: TensorBoard logs
+PIPELINE_INPUTS_ENV = "KFGEN_INPUTS"  # a pipeline step: its inputs' folder
+PIPELINE_OUTPUT_ENV = "KFGEN_OUTPUT"  # a pipeline step: its output folder
+
 # --- API versions -------------------------------------------------------------------------------
 KUSTOMIZATION_API = "kustomize.config.k8s.io/v1beta1"
 KUSTOMIZE_COMPONENT_API = "kustomize.config.k8s.io/v1alpha1"

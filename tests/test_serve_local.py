@@ -125,30 +125,30 @@ def test_serve_local_answers_what_the_cluster_answers_at_the_models_route(traine
     server = Server(stack, "--model", "iris", "--env", "dev", "--model-dir", model)
     try:
         assert server.url.endswith("/models/iris/")  # the route's prefix, as the gateway's Mapping has it
-        assert server.example == f"POST {server.url}v1/models/model:predict"
+        assert server.example == f"POST {server.url}v1/models/iris:predict"
         # what a user sends to https://<host>/models/iris/ in the cluster: the executor speaks TF Serving's API (protocol
         # tensorflow, TENSORFLOW_SERVER's default), TF Serving knows the model by the graph node's name, `model`
-        status, body = server.request("/models/iris/v1/models/model:predict", {"instances": SAMPLES})
+        status, body = server.request("/models/iris/v1/models/iris:predict", {"instances": SAMPLES})
         assert status == 200, body
         predictions = json.loads(body)["predictions"]
         assert [p["classes"] for p in predictions] == expected["classes"] == [0, 2]
         for got, want in zip(predictions, expected["probabilities"]):
             assert got["probabilities"] == pytest.approx(want, rel=1e-6)  # TF Serving writes floats with up to 9 digits
-        status, body = server.request("/models/iris/v1/models/model:predict", {"inputs": {"features": SAMPLES}})
+        status, body = server.request("/models/iris/v1/models/iris:predict", {"inputs": {"features": SAMPLES}})
         assert status == 200 and json.loads(body)["outputs"]["classes"] == [0, 2]
-        status, body = server.request("/models/iris/v1/models/model")
+        status, body = server.request("/models/iris/v1/models/iris")
         assert (status, json.loads(body)) == (200, {"model_version_status": [
             {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
-        status, body = server.request("/models/iris/v1/models/model/metadata")
+        status, body = server.request("/models/iris/v1/models/iris/metadata")
         inputs = json.loads(body)["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]
         assert status == 200 and inputs["features"]["dtype"] == "DT_FLOAT"
         # the mistakes the cluster answers the same way
-        assert server.request("/models/iris/v1/models/iris:predict", {"instances": SAMPLES}) == (
-            404, '{"error": "Servable not found for request: Latest(iris)"}\n')
+        assert server.request("/models/iris/v1/models/model:predict", {"instances": SAMPLES}) == (
+            404, '{"error": "Servable not found for request: Latest(model)"}\n')
         assert server.request("/models/iris/api/v1.0/predictions", {"data": {"ndarray": SAMPLES}}) == (404, "404 page not found\n")
-        status, body = server.request("/models/iris/v1/models/model:predict", {"instances": [[1.0, 2.0]]})
+        status, body = server.request("/models/iris/v1/models/iris:predict", {"instances": [[1.0, 2.0]]})
         assert status == 400 and "error" in json.loads(body)
-        assert server.request("/models/iris/v1/models/model:predict", {"signature_name": "nope", "instances": SAMPLES}) == (
+        assert server.request("/models/iris/v1/models/iris:predict", {"signature_name": "nope", "instances": SAMPLES}) == (
             400, '{"error": "Serving signature name: \\"nope\\" not found in signature def"}\n')
     finally:
         code, err = server.stop(signal.SIGTERM)
@@ -169,7 +169,7 @@ def test_serve_local_speaks_the_seldon_protocol_when_the_predictor_does(trained,
         answer = json.loads(body)
         # tfserving-proxy: numpy.array(TF Serving's predictions) -> one row of two {output: value} objects; the wrapper:
         # ndarray back, names t:0..t:1, requestPath {PREDICTIVE_UNIT_ID: PREDICTIVE_UNIT_IMAGE}, the request's puid
-        assert answer["meta"] == {"puid": "abc", "requestPath": {"model": "docker.io/seldonio/tfserving-proxy:1.17.1"}}
+        assert answer["meta"] == {"puid": "abc", "requestPath": {"iris": "docker.io/seldonio/tfserving-proxy:1.17.1"}}
         assert answer["data"]["names"] == ["t:0", "t:1"]
         assert [[item["classes"] for item in row] for row in answer["data"]["ndarray"]] == [[0, 2]]
         status, body = server.request("/models/iris/api/v1.0/predictions", {"data": {"ndarray": SAMPLES}}, content_type="")
@@ -178,8 +178,8 @@ def test_serve_local_speaks_the_seldon_protocol_when_the_predictor_does(trained,
         form = b"json=" + urllib.parse.quote(json.dumps({"data": {"ndarray": SAMPLES}})).encode()  # the wrapper reads a form's json field too
         status, body = server.request("/models/iris/api/v1.0/predictions", form, content_type="application/x-www-form-urlencoded")
         assert status == 200 and json.loads(body)["data"]["names"] == ["t:0", "t:1"]
-        assert server.request("/models/iris/v1/models/model:predict", {"instances": SAMPLES}) == (404, "404 page not found\n")
-        status, body = server.request("/v1/models/model:predict", {"instances": SAMPLES})  # TF Serving's own port, behind the proxy
+        assert server.request("/models/iris/v1/models/iris:predict", {"instances": SAMPLES}) == (404, "404 page not found\n")
+        status, body = server.request("/v1/models/iris:predict", {"instances": SAMPLES})  # TF Serving's own port, behind the proxy
         assert status == 200 and [p["classes"] for p in json.loads(body)["predictions"]] == [0, 2]
     finally:
         code, err = server.stop(signal.SIGINT)

@@ -9,7 +9,7 @@ from kfgen.components.pods import container_security, env_list, shm_volume, work
 from kfgen.context import RenderContext
 from kfgen.model import Pipeline, Step
 from kfgen.objects import Obj, binding, empty_dir, meta, obj, role, rule
-from kfgen.vocabulary import ACCELERATOR_LABEL, ARGO_WORKFLOWS_API, WORKLOAD_LABEL
+from kfgen.vocabulary import ACCELERATOR_LABEL, ARGO_WORKFLOWS_API, PIPELINE_INPUTS_ENV, PIPELINE_OUTPUT_ENV, WORKLOAD_LABEL
 
 SERVICE_ACCOUNT = "ml-pipelines"
 IN_DIR, OUT_DIR = "/work/in", "/work/out"
@@ -85,7 +85,7 @@ def _spec(pipeline: Pipeline, templates: list[Obj], entrypoint: str | None, ctx:
 
 def _step_template(pipeline: Pipeline, step: Step, name: str, ctx: RenderContext) -> Obj:
     env = {parameter_variable(k): f"{{{{workflow.parameters.{k}}}}}" for k, _ in pipeline.parameters}
-    env.update({"KFGEN_INPUTS": IN_DIR, "KFGEN_OUTPUT": OUT_DIR})
+    env.update({PIPELINE_INPUTS_ENV: IN_DIR, PIPELINE_OUTPUT_ENV: OUT_DIR})
     mounts = [{"mountPath": OUT_DIR, "name": "out"}, {"mountPath": "/tmp", "name": "tmp"}]
     volumes = [empty_dir("out"), empty_dir("tmp")]
     if ctx.shared_memory(step.accelerator):

@@ -79,8 +79,9 @@ def seldon_deployment(model: ServedModel, ctx: RenderContext) -> Obj:
 
 def _predictor(model: ServedModel, version: ModelVersion, ctx: RenderContext, traffic: bool) -> Obj:
     klass = ctx.accelerator(model.accelerator)
-    graph: Obj = {"name": "model", "type": "MODEL"}
-    server: Obj = {"name": "model"}
+    # the graph node (and its container) is named after the model: TF Serving serves it as /v1/models/<model>
+    graph: Obj = {"name": model.name, "type": "MODEL"}
+    server: Obj = {"name": model.name}
     if model.server != "CUSTOM":
         graph["implementation"] = model.server
         graph["modelUri"] = version.model_uri

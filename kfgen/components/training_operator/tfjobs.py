@@ -8,10 +8,9 @@ from kfgen.components.pods import container_security, env_list, shm_volume, work
 from kfgen.context import RenderContext
 from kfgen.model import TrainingJob
 from kfgen.objects import Obj, empty_dir, meta, network_policy, obj
-from kfgen.vocabulary import REPLICA_ACCELERATOR_PREFIX, WORKLOAD_LABEL
+from kfgen.vocabulary import MODEL_DIR_ENV, REPLICA_ACCELERATOR_PREFIX, WORKLOAD_LABEL
 
 SERVICE_ACCOUNT = "ml-training"
-MODEL_DIR_ENV = "KFGEN_MODEL_DIR"
 TFJOB_ACCELERATED = ("Chief", "Master", "Worker", "Evaluator")  # parameter servers never get the accelerator
 
 
