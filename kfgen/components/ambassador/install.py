@@ -38,7 +38,6 @@ from kfgen.objects import (
     waive,
 )
 
-
 INSTANCE = {"app.kubernetes.io/instance": "emissary-ingress", "app.kubernetes.io/name": "emissary-ingress"}  # upstream's selector
 
 

@@ -19,6 +19,7 @@ from kfgen.components.package import Release
 from kfgen.context import RenderContext
 from kfgen.model import AcceleratorClass, Component, thawed
 from kfgen.objects import (
+    CLOUD_METADATA,
     PRIVATE_NETWORKS,
     Obj,
     annotate,
@@ -26,7 +27,6 @@ from kfgen.objects import (
     config_map,
     container,
     deployment,
-    CLOUD_METADATA,
     empty_dir,
     http_probe,
     internet_egress,
