@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import ROOT
+
 from kfgen.profiles import profile_index, support_matrix
 from kfgen.sources import read_profiles
 
