@@ -151,7 +151,10 @@ def webhook_cert(secret: str) -> tuple[tuple, Obj]:
 
 
 def http_probe(path: str, port: str | int, scheme: str = "HTTP", delay: int = 10, period: int = 10) -> Obj:
-    return {"httpGet": {"path": path, "port": port, "scheme": scheme}, "initialDelaySeconds": delay, "periodSeconds": period}
+    probe: Obj = {"httpGet": {"path": path, "port": port, "scheme": scheme}, "periodSeconds": period}
+    if delay:  # the API server drops a zero delay (omitempty): sending one would never match what is stored
+        probe["initialDelaySeconds"] = delay
+    return dict(sorted(probe.items()))
 
 
 def env_var(name: str, value: str) -> Obj:
