@@ -38,10 +38,11 @@ def string_map() -> Schema:
 
 def crd(group: str, kind: str, plural: str, spec: Schema, *, version: str = "v1", scope: str = "Namespaced",
         short_names: list[str] | None = None, categories: list[str] | None = None, status: bool = True,
-        scale: dict | None = None, columns: list[dict] | None = None, required: list[str] | None = None) -> dict:
-    """A single-version CRD with a structural schema."""
+        scale: dict | None = None, columns: list[dict] | None = None, required: list[str] | None = None,
+        top_level: dict[str, Schema] | None = None) -> dict:
+    """A single-version CRD with a structural schema (`top_level`: root fields besides spec and status)."""
     root = props({"apiVersion": STRING, "kind": STRING, "metadata": {"type": "object"}, "spec": spec,
-                  **({"status": PRESERVE} if status else {})}, required=required or ["spec"])
+                  **({"status": PRESERVE} if status else {}), **(top_level or {})}, required=required or ["spec"])
     names: dict[str, Any] = {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower()}
     if short_names:
         names["shortNames"] = short_names
@@ -92,8 +93,11 @@ def argo_crds() -> list[dict]:
         elif kind == "CronWorkflow":
             spec = props({"schedule": STRING, "schedules": array(STRING), "timezone": STRING, "concurrencyPolicy": STRING,
                           "workflowSpec": PRESERVE}, required=["workflowSpec"], preserve=True)
+        # The executor writes a WorkflowTaskResult's outputs, phase, message and progress at the top level.
+        top_level = {"message": STRING, "outputs": PRESERVE, "phase": STRING, "progress": STRING} if kind == "WorkflowTaskResult" else None
         out.append(crd("argoproj.io", kind, plural, spec, version="v1alpha1", scope=scope, short_names=short or None,
-                       categories=["argo"], status=kind not in ("WorkflowTaskResult",), required=["metadata", *required]))
+                       categories=["argo"], status=kind not in ("WorkflowTaskResult",), required=["metadata", *required],
+                       top_level=top_level))
     return out
 
 
