@@ -39,10 +39,13 @@ def string_map() -> Schema:
 def crd(group: str, kind: str, plural: str, spec: Schema, *, version: str = "v1", scope: str = "Namespaced",
         short_names: list[str] | None = None, categories: list[str] | None = None, status: bool = True,
         scale: dict | None = None, columns: list[dict] | None = None, required: list[str] | None = None,
-        top_level: dict[str, Schema] | None = None) -> dict:
-    """A single-version CRD with a structural schema (`top_level`: root fields besides spec and status)."""
+        status_subresource: bool | None = None, top_level: dict[str, Schema] | None = None) -> dict:
+    """A single-version CRD with a structural schema (`status`: a status field; `status_subresource`,
+    by default the same: writes of .status only through /status; `top_level`: more root fields)."""
     root = props({"apiVersion": STRING, "kind": STRING, "metadata": {"type": "object"}, "spec": spec,
                   **({"status": PRESERVE} if status else {}), **(top_level or {})}, required=required or ["spec"])
+    if status_subresource is None:
+        status_subresource = status
     names: dict[str, Any] = {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower()}
     if short_names:
         names["shortNames"] = short_names
@@ -52,7 +55,7 @@ def crd(group: str, kind: str, plural: str, spec: Schema, *, version: str = "v1"
     if columns:
         ver["additionalPrinterColumns"] = columns
     subresources: dict[str, Any] = {}
-    if status:
+    if status_subresource:
         subresources["status"] = {}
     if scale:
         subresources["scale"] = scale
@@ -82,6 +85,10 @@ _ARGO = [
 ]
 
 
+_ARGO_STATUS = {"Workflow", "CronWorkflow", "WorkflowTaskSet", "WorkflowArtifactGCTask"}
+_ARGO_STATUS_SUBRESOURCE = {"WorkflowTaskSet", "WorkflowArtifactGCTask"}
+
+
 def argo_crds() -> list[dict]:
     out = []
     for kind, plural, short, required in _ARGO:
@@ -93,11 +100,14 @@ def argo_crds() -> list[dict]:
         elif kind == "CronWorkflow":
             spec = props({"schedule": STRING, "schedules": array(STRING), "timezone": STRING, "concurrencyPolicy": STRING,
                           "workflowSpec": PRESERVE}, required=["workflowSpec"], preserve=True)
-        # The executor writes a WorkflowTaskResult's outputs, phase, message and progress at the top level.
+        # As upstream's CRDs: a status field only where the controller keeps one, and a status
+        # subresource only on the kinds it writes through /status; the Workflow and CronWorkflow
+        # controllers write .status with plain updates and merge patches, which a subresource drops.
+        # A WorkflowTaskResult keeps the executor's outputs, phase, message and progress at the top level.
         top_level = {"message": STRING, "outputs": PRESERVE, "phase": STRING, "progress": STRING} if kind == "WorkflowTaskResult" else None
         out.append(crd("argoproj.io", kind, plural, spec, version="v1alpha1", scope=scope, short_names=short or None,
-                       categories=["argo"], status=kind not in ("WorkflowTaskResult",), required=["metadata", *required],
-                       top_level=top_level))
+                       categories=["argo"], status=kind in _ARGO_STATUS, status_subresource=kind in _ARGO_STATUS_SUBRESOURCE,
+                       required=["metadata", *required], top_level=top_level))
     return out
 
 
