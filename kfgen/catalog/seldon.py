@@ -115,6 +115,8 @@ def _rbac(ns: str) -> list[Obj]:
         rule([""], ["services"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
         rule([""], ["services/status"], ["get", "patch", "update"]),
         rule([""], ["events"], ["create", "patch"]),
+        # every reconcile reads the SeldonDeployment's Namespace (seldondeployment_controller.go, v1.17.1)
+        rule([""], ["namespaces"], ["get", "list", "watch"]),
         rule(["autoscaling"], ["horizontalpodautoscalers"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
         rule(["policy"], ["poddisruptionbudgets"], ["create", "delete", "get", "list", "patch", "update", "watch"]),
         rule(["machinelearning.seldon.io"], ["seldondeployments", "seldondeployments/finalizers", "seldondeployments/status"],
