@@ -125,7 +125,8 @@ def _application(stack: Stack, env: Environment, name: str, path: str, wave: int
     if ignore:
         spec["ignoreDifferences"] = ignore
     metadata = meta(name, stack.gitops.argocd_namespace, labels=labels, annotations=annotations)
-    metadata["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
+    # Argo CD's domain-qualified name of its (foreground) cascading delete: the bare name draws a warning from the API server
+    metadata["finalizers"] = ["resources-finalizer.argocd.argoproj.io/foreground"]
     return obj(APP_API, "Application", metadata, spec=spec)
 
 
