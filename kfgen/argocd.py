@@ -24,8 +24,10 @@ APP_API = "argoproj.io/v1alpha1"
 WAVE = "argocd.argoproj.io/sync-wave"
 SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
 IN_CLUSTER = "https://kubernetes.default.svc"
-# Kinds that come first inside an Application (Argo CD also orders these by kind).
-FOUNDATION_KINDS = {"Namespace", "CustomResourceDefinition"}
+# Kinds that come first inside an Application (Argo CD also orders these by kind). A PriorityClass
+# is not in Argo CD's kind order, so without a wave it would come after the Deployments whose pods
+# name it, and their ReplicaSets would fail to create pods until it exists.
+FOUNDATION_KINDS = {"Namespace", "CustomResourceDefinition", "PriorityClass"}
 APP_WAVES = {"cluster": -2, "workloads": -1, "ambassador": 0}
 DEFAULT_APP_WAVE = 1
 
