@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from argocd_sync import Applier, Synced, kubectl, load_folder, sync_environment
-from controlplane import ApiError, ControlPlane
+from .argocd_sync import Applier, Synced, kubectl, load_folder, sync_environment
+from .controlplane import ApiError, ControlPlane
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -233,6 +233,17 @@ class Api:
 
     def request(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
                 query: dict | None = None, raw: bool = False) -> Any:
+        """One call; a 429 (a watch cache re-initializing after a CRD change) is retried, as client-go does."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return self._request(method, path, body, content_type=content_type, query=query, raw=raw)
+            except ApiError as error:
+                if error.status != 429 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def _request(self, method: str, path: str, body: Any, *, content_type: str, query: dict | None, raw: bool) -> Any:
         connection = http.client.HTTPSConnection(self.host, int(self.port), context=self.context, timeout=60)
         headers = {"Accept": "application/json"}
         if self.token:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import ident
+from .conftest import ident
 
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 

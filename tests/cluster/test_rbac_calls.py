@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ident
+from .conftest import ident
 
 # (verbs, API group, resource[/subresource], scope, source)
 Call = tuple[str, str, str, str, str]
@@ -136,8 +136,19 @@ def workload_namespaces(synced) -> set[str]:
 
 
 def executor_accounts(synced) -> set[tuple[str, str]]:
-    return {(o["metadata"]["namespace"], (o["spec"].get("workflowSpec") or o["spec"]).get("serviceAccountName", "default"))
-            for o in synced.objects if o["kind"] in ("WorkflowTemplate", "CronWorkflow")}
+    """(namespace, ServiceAccount) pipeline pods run as: a workflow's own, else that of the
+    WorkflowTemplate it refers to (Argo merges the template's spec in), else `default`."""
+    templates = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["spec"] for o in synced.objects if o["kind"] == "WorkflowTemplate"}
+    out = set()
+    for o in synced.objects:
+        if o["kind"] not in ("WorkflowTemplate", "CronWorkflow"):
+            continue
+        namespace = o["metadata"]["namespace"]
+        spec = o["spec"].get("workflowSpec") or o["spec"]
+        ref = (spec.get("workflowTemplateRef") or {}).get("name")
+        account = spec.get("serviceAccountName") or templates.get((namespace, ref), {}).get("serviceAccountName") or "default"
+        out.add((namespace, account))
+    return out
 
 
 def denied_calls(api, namespace: str, account: str, calls: list[Call], workloads: set[str]) -> list[str]:

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import copy
 
-from conftest import ident
-from controlplane import ApiError
-from readback import differences
+from .conftest import ident
+from .controlplane import ApiError
+from .readback import differences
 
 
 def test_every_object_is_stored_as_sent(cluster, environment):

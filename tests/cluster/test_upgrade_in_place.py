@@ -23,10 +23,10 @@ import json
 
 import pytest
 
-from argocd_sync import load_folder, sync_environment
-from conftest import ENVIRONMENTS, UPSTREAM_CRDS, ident, upstream_crds
-from controlplane import ApiError
-from readback import leaves, lookup
+from .argocd_sync import load_folder, sync_environment
+from .conftest import ENVIRONMENTS, UPSTREAM_CRDS, ident, upstream_crds
+from .controlplane import ApiError
+from .readback import leaves, lookup
 
 EMISSARY_CRDS = UPSTREAM_CRDS / "emissary" / "emissary-crds.yaml"
 STORED_KINDS = ("WorkflowTemplate", "CronWorkflow", "TFJob", "SeldonDeployment")
