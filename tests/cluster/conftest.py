@@ -169,10 +169,29 @@ class Cluster:
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"not deleted after 120s: {left}")
+            if time.monotonic() > deadline - 90:
+                self._unstick_crds()
             time.sleep(0.2)
         self.state = "clean"
         self.synced_now = None
         self.seconds["clean"] = self.seconds.get("clean", 0) + time.monotonic() - start
+
+    def _unstick_crds(self) -> None:
+        """A CRD whose instances are all gone but whose cleanup finalizer is still there: the API
+        server's finalizer controller backs off exponentially after a transient error (a watch
+        cache re-initializing while many CRDs go at once); finish its work for it."""
+        api = self.api
+        for crd in api.request("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")["items"]:
+            if "deletionTimestamp" not in crd["metadata"] or not crd["metadata"].get("finalizers"):
+                continue
+            storage = next(v["name"] for v in crd["spec"]["versions"] if v["storage"])
+            try:
+                items = api.request("GET", f"/apis/{crd['spec']['group']}/{storage}/{crd['spec']['names']['plural']}")["items"]
+            except ApiError:
+                items = []  # no longer served: nothing left to list
+            if not items:
+                api.request("PATCH", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}",
+                            {"metadata": {"finalizers": None}}, content_type="application/merge-patch+json")
 
     def dirty(self) -> None:
         """Say that a test changed the cluster: the next user cleans it."""
