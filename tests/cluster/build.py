@@ -158,6 +158,11 @@ def built(program: GoProgram | HubProgram) -> Path | None:
     return None
 
 
+def folder(name: str) -> Path | None:
+    """The cache folder of a built program by its name in PROGRAMS (e.g. "jupyterhub"), or None."""
+    return built(PROGRAMS[name])
+
+
 def binary(name: str) -> Path | None:
     """Path of a built binary by name (e.g. "kube", "etcd", "workflow-controller"), or None."""
     for program in PROGRAMS.values():
@@ -366,6 +371,11 @@ def timed(step: str, fn) -> None:
 
 def build(names: list[str]) -> int:
     total = time.monotonic()
+    todo = [PROGRAMS[n] for n in names if built(PROGRAMS[n]) is None]
+    if any(isinstance(p, GoProgram) for p in todo):
+        go()  # says what is missing before anything starts
+    if any(isinstance(p, HubProgram) for p in todo) and not shutil.which("npm"):
+        raise Missing("npm (for configurable-http-proxy) is not on PATH")
     for name in names:
         program = PROGRAMS[name]
         folder = built(program)

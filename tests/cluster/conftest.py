@@ -54,10 +54,24 @@ def _load_build():
 build = _load_build()
 
 
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if Path(str(item.fspath)).is_relative_to(HERE):
-            item.add_marker(pytest.mark.cluster)
+_NOT_RUN: list[str] = []
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tier's tests `cluster`; without its programs (outside CI) leave them out, said once."""
+    ours = [item for item in items if Path(str(item.fspath)).is_relative_to(HERE)]
+    for item in ours:
+        item.add_marker(pytest.mark.cluster)
+    lack = missing() if ours else None
+    if lack and not os.environ.get("CI"):
+        config.hook.pytest_deselected(items=ours)
+        items[:] = [item for item in items if item not in ours]
+        _NOT_RUN.append(f"cluster tier skipped ({len(ours)} tests): {lack}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _NOT_RUN:
+        terminalreporter.write_line(line)
 
 
 def missing() -> str | None:
