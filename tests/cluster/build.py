@@ -1,6 +1,6 @@
 """Build the cluster tier's programs into a cache outside the repository, keyed by name and version.
 
-    python tests/cluster/build.py [--only NAME ...] [--list]
+    python tests/cluster/build.py [--only NAME ...] [--list] [--jobs N]
 
 Everything comes from the package registries as ordinary dependencies (Go modules from the module
 proxy, JupyterHub from PyPI, configurable-http-proxy from npm); no upstream source is kept in the
@@ -27,7 +27,9 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,15 +119,13 @@ class HubProgram:
         return cache_root() / f"{self.name}-{version}"
 
 
+# The longest builds first, so that two side by side finish together.
 PROGRAMS: dict[str, GoProgram | HubProgram] = {p.name: p for p in [
     GoProgram("kube", "k8s.io/kubernetes", ("v1.31.14",), {"kube": "."}, main=KUBE_MAIN,
               # What `make` stamps in: clients read the version from /version.
               ldflags=" ".join(f"-X k8s.io/component-base/version.{k}={v}" for k, v in
                                {"gitVersion": "v1.31.14", "gitMajor": "1", "gitMinor": "31", "gitTreeState": "clean"}.items()),
               checks=(("kube-apiserver", "--help"), ("kube-controller-manager", "--help"))),
-    # Kubernetes 1.31 is tested with etcd 3.5; v3.5.17 is the release nearest its own etcd image.
-    GoProgram("etcd", "go.etcd.io/etcd/server/v3", ("v3.5.17",), {"etcd": "."}, main=ETCD_MAIN, checks=(("--version",),)),
-    GoProgram("helm", "helm.sh/helm/v3", ("v3.22.0",), {"helm": "helm.sh/helm/v3/cmd/helm"}, checks=(("version",),)),
     GoProgram("training-operator", "github.com/kubeflow/training-operator", ("v1.8.1",),
               {"training-operator": "github.com/kubeflow/training-operator/cmd/training-operator.v1"}, checks=(("--help",),)),
     GoProgram("workflow-controller", "github.com/argoproj/argo-workflows/v3", ("v3.6.19", "v3.6.18"),
@@ -134,6 +134,9 @@ PROGRAMS: dict[str, GoProgram | HubProgram] = {p.name: p for p in [
     GoProgram("seldon-operator", "github.com/seldonio/seldon-core/operator", ("v1.17.1", "v1.16.0"),
               {"seldon-manager": "github.com/seldonio/seldon-core/operator"}, checks=(("--help",),),
               why_fallback="operator/v1.16.0 is the nearest Apache-2.0 release the module proxy serves"),
+    # Kubernetes 1.31 is tested with etcd 3.5; v3.5.17 is the release nearest its own etcd image.
+    GoProgram("etcd", "go.etcd.io/etcd/server/v3", ("v3.5.17",), {"etcd": "."}, main=ETCD_MAIN, checks=(("--version",),)),
+    GoProgram("helm", "helm.sh/helm/v3", ("v3.22.0",), {"helm": "helm.sh/helm/v3/cmd/helm"}, checks=(("version",),)),
     HubProgram("jupyterhub", "5.5.0", ("jupyterhub==5.5.0", "jupyterhub-kubespawner==7.0.0", "oauthenticator==17.4.0"),
                SHARED / "upstream-installs" / "jupyterhub" / "4.4.0" / "hub-requirements.txt", "configurable-http-proxy@5.2.0",
                checks=(("venv/bin/jupyterhub", "--version"), ("proxy/node_modules/.bin/configurable-http-proxy", "--version"))),
@@ -174,8 +177,17 @@ def binary(name: str) -> Path | None:
 
 # --- running things ------------------------------------------------------------------------------
 
+_OUTPUT = threading.local()  # a program built on a worker thread keeps its lines until it is done
+_PRINT = threading.Lock()
+
+
 def say(message: str) -> None:
-    print(message, flush=True)
+    lines = getattr(_OUTPUT, "lines", None)
+    if lines is not None:
+        lines.append(message)
+        return
+    with _PRINT:
+        print(message, flush=True)
 
 
 def run(args: list[str], cwd: Path | None = None, env: dict | None = None, quiet: bool = True) -> str:
@@ -369,7 +381,22 @@ def timed(step: str, fn) -> None:
     say(f"    {step}: {time.monotonic() - start:.0f}s")
 
 
-def build(names: list[str]) -> int:
+def build_one(program: GoProgram | HubProgram) -> None:
+    """Build one program, printing its lines together when it is done (builds run side by side)."""
+    start = time.monotonic()
+    say(f"{program.name}: building")
+    _OUTPUT.lines = []
+    try:
+        folder = build_go(program) if isinstance(program, GoProgram) else build_hub(program)
+        (folder / ".built").write_text("")
+        say(f"{program.name}: built in {folder} ({time.monotonic() - start:.0f}s)")
+    finally:
+        lines, _OUTPUT.lines = _OUTPUT.lines, None
+        if lines:
+            say("\n".join(lines))
+
+
+def build(names: list[str], jobs: int) -> int:
     total = time.monotonic()
     todo = [PROGRAMS[n] for n in names if built(PROGRAMS[n]) is None]
     if any(isinstance(p, GoProgram) for p in todo):
@@ -377,16 +404,13 @@ def build(names: list[str]) -> int:
     if any(isinstance(p, HubProgram) for p in todo) and not shutil.which("npm"):
         raise Missing("npm (for configurable-http-proxy) is not on PATH")
     for name in names:
-        program = PROGRAMS[name]
-        folder = built(program)
-        if folder:
-            say(f"{name}: cached in {folder}")
-            continue
-        start = time.monotonic()
-        say(f"{name}: building")
-        folder = build_go(program) if isinstance(program, GoProgram) else build_hub(program)
-        (folder / ".built").write_text("")
-        say(f"{name}: built in {folder} ({time.monotonic() - start:.0f}s)")
+        if PROGRAMS[name] not in todo:
+            say(f"{name}: cached in {built(PROGRAMS[name])}")
+    # A Go build keeps two cores busy only part of the time (links are single-threaded, package
+    # graphs narrow): two builds side by side take about a third less time on 2 cores.
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for future in [pool.submit(build_one, program) for program in todo]:
+            future.result()  # the first failure, after the others ended
     say(f"cluster programs ready in {cache_root()} ({time.monotonic() - total:.1f}s)")
     return 0
 
@@ -395,13 +419,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=sorted(PROGRAMS), help="build only these")
     parser.add_argument("--list", action="store_true", help="print each program's cache folder (or 'not built') and exit")
+    parser.add_argument("--jobs", type=int, default=2, help="programs built side by side (default 2)")
     args = parser.parse_args(argv)
     if args.list:
         for name, program in PROGRAMS.items():
             say(f"{name}: {built(program) or 'not built'}")
         return 0
     try:
-        return build(args.only or list(PROGRAMS))
+        return build(args.only or list(PROGRAMS), args.jobs)
     except Missing as missing:
         say(f"cluster tier: {missing}; not built")
         return 3 if os.environ.get("CI") else 0

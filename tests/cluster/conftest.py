@@ -7,7 +7,6 @@ naming what is missing; in CI (CI set) that is a failure.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from . import build
 from .argocd_sync import Applier, Synced, kubectl, load_folder, sync_environment
 from .controlplane import ApiError, ControlPlane
 
@@ -41,17 +41,6 @@ def environments() -> list[tuple[str, str]]:
 
 ENVIRONMENTS = environments()
 ENV_IDS = [f"{s}-{e}" for s, e in ENVIRONMENTS]
-
-
-def _load_build():
-    spec = importlib.util.spec_from_file_location("kfgen_cluster_build", HERE / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-build = _load_build()
 
 
 _NOT_RUN: list[str] = []
@@ -252,12 +241,11 @@ def cluster(tmp_path_factory, renders) -> Cluster:
     work = tmp_path_factory.mktemp("cluster")
     plane = ControlPlane(work / "plane", build.binary("kube"), build.binary("etcd"))
     plane.folder.mkdir()
+    it = Cluster(plane, work, renders)
     try:
         start = time.monotonic()
         plane.start()
-        started = time.monotonic() - start
-        it = Cluster(plane, work, renders)
-        it.seconds["start"] = started
+        it.seconds["start"] = time.monotonic() - start
         # Argo CD's own install: its namespace and CRDs (server-side: the ApplicationSet CRD is over
         # the 256 KiB annotation limit of a client-side apply).
         install = it.applier("argocd-install")
@@ -266,8 +254,8 @@ def cluster(tmp_path_factory, renders) -> Cluster:
         it.state = "clean"
         yield it
     finally:
-        plane.stop()
-        print(f"\ncluster tier timings: {', '.join(f'{k} {v:.1f}s' for k, v in getattr(locals().get('it'), 'seconds', {}).items())}")
+        plane.stop()  # every process, whatever the tests did
+        print(f"\ncluster tier timings: {', '.join(f'{k} {v:.1f}s' for k, v in it.seconds.items())}")
 
 
 @pytest.fixture(scope="session", params=ENVIRONMENTS, ids=ENV_IDS)
@@ -276,13 +264,6 @@ def environment(request) -> tuple[str, str]:
     return request.param
 
 
-def objects_of(synced: Synced, kinds: tuple[str, ...]) -> list[dict]:
-    return [o for o in synced.objects if o["kind"] in kinds]
-
-
 def ident(obj: dict) -> str:
     ns = obj["metadata"].get("namespace")
     return f"{obj['kind']} {ns + '/' if ns else ''}{obj['metadata']['name']}"
-
-
-__all__ = ["ApiError", "Cluster", "ident", "objects_of"]

@@ -48,7 +48,6 @@ DEFAULTS: list[tuple[str, str, str]] = [
     ("*", f"{POD}.volumes.*.configMap.defaultMode", "SetDefaults_ConfigMapVolumeSource: 0644"),
     ("*", f"{POD}.volumes.*.secret.defaultMode", "SetDefaults_SecretVolumeSource: 0644"),
     ("*", f"{POD}.volumes.*.projected.defaultMode", "SetDefaults_ProjectedVolumeSource: 0644"),
-    ("*", f"{POD}.volumes.*.emptyDir", "an emptyDir sent as {} stays {} (listed for the medium-less form)"),
     # apps/v1 SetDefaults_Deployment.
     ("Deployment", "spec.strategy.type", "SetDefaults_Deployment: RollingUpdate"),
     ("Deployment", "spec.strategy.rollingUpdate.maxSurge", "SetDefaults_Deployment: 25%"),
@@ -62,7 +61,6 @@ DEFAULTS: list[tuple[str, str, str]] = [
     ("Job", "spec.parallelism", "SetDefaults_Job: 1"),
     ("Job", "spec.completionMode", "SetDefaults_Job: NonIndexed"),
     ("Job", "spec.suspend", "SetDefaults_Job: false"),
-    ("Job", "spec.manualSelector", "never sent; the API server leaves it out or false"),
     ("Job", "spec.podReplacementPolicy", "SetDefaults_Job: TerminatingOrFailed (JobPodReplacementPolicy, beta in 1.29+)"),
     ("Job", "spec.selector.matchLabels.*", "the Job's generated selector (batch.kubernetes.io/controller-uid)"),
     ("Job", "spec.template.metadata.labels.*", "the Job's generated pod labels (controller-uid, job-name)"),

@@ -95,6 +95,25 @@ def task_result(api, base: dict) -> list[dict]:
     return [patched, api.get(patched)]
 
 
+def task_set(api, base: dict) -> list[dict]:
+    """The controller creates a WorkflowTaskSet and merge-patches its spec (workflow/controller/taskset.go:27,
+    217); the agent merge-patches its status through /status (workflow/executor/agent.go:196, v3.6.19)."""
+    namespace = base["metadata"]["namespace"]
+    node = "wf-run-2345678901"
+    taskset = {"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTaskSet",
+               "metadata": {"name": "wf-run", "namespace": namespace, "labels": {"workflows.argoproj.io/controller-instanceid": ""}},
+               "spec": {"tasks": {node: {"name": "call", "http": {"url": "http://example.invalid/"}}}}}
+    api.request("POST", api.path(taskset, collection=True), taskset)
+    api.request("PATCH", api.path(taskset), {"spec": {"tasks": {node: {"name": "call", "http": {"url": "http://example.invalid/",
+                                                                                              "method": "GET"}}}}},
+                content_type=MERGE)
+    patched = api.request("PATCH", api.path(taskset) + "/status",
+                          {"status": {"nodes": {node: {"phase": "Succeeded", "message": "200",
+                                                       "outputs": {"parameters": [{"name": "result", "value": "ok"}]}}}}},
+                          content_type=MERGE)
+    return [patched, api.get(patched)]
+
+
 def tfjob(api, base: dict) -> list[dict]:
     """The training operator writes status through the status subresource (Status().Update in
     pkg/controller.v1/tensorflow/tfjob_controller.go:542, UpdateJobStatusInApiServer, v1.8.1)."""
@@ -136,6 +155,7 @@ SCENARIOS = [  # (name, kind of the rendered object it starts from, writer)
     ("Workflow (plain update)", "WorkflowTemplate", workflow),
     ("CronWorkflow (merge patch)", "CronWorkflow", cron_workflow),
     ("WorkflowTaskResult (create, merge patch)", "WorkflowTemplate", task_result),
+    ("WorkflowTaskSet (merge patch, status subresource)", "WorkflowTemplate", task_set),
     ("TFJob (status subresource)", "TFJob", tfjob),
     ("SeldonDeployment (status subresource)", "SeldonDeployment", seldon_deployment),
 ]
