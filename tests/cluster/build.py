@@ -392,8 +392,8 @@ def build_one(program: GoProgram | HubProgram) -> None:
         say(f"{program.name}: built in {folder} ({time.monotonic() - start:.0f}s)")
     finally:
         lines, _OUTPUT.lines = _OUTPUT.lines, None
-        if lines:
-            say("\n".join(lines))
+        if lines:  # each line says whose it is: another build's lines may come in between
+            say("\n".join(line if line.startswith(f"{program.name}: ") else f"{program.name}: {line.strip()}" for line in lines))
 
 
 def build(names: list[str], jobs: int) -> int:

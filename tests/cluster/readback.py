@@ -61,6 +61,7 @@ DEFAULTS: list[tuple[str, str, str]] = [
     ("Job", "spec.parallelism", "SetDefaults_Job: 1"),
     ("Job", "spec.completionMode", "SetDefaults_Job: NonIndexed"),
     ("Job", "spec.suspend", "SetDefaults_Job: false"),
+    ("Job", "spec.manualSelector", "the Job strategy's PrepareForCreate: false when it generates the selector"),
     ("Job", "spec.podReplacementPolicy", "SetDefaults_Job: TerminatingOrFailed (JobPodReplacementPolicy, beta in 1.29+)"),
     ("Job", "spec.selector.matchLabels.*", "the Job's generated selector (batch.kubernetes.io/controller-uid)"),
     ("Job", "spec.template.metadata.labels.*", "the Job's generated pod labels (controller-uid, job-name)"),
