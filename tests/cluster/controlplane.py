@@ -12,6 +12,7 @@ asks the TokenRequest API for a ServiceAccount's token, so RBAC applies to it as
 
 from __future__ import annotations
 
+import ctypes
 import http.client
 import json
 import os
@@ -73,6 +74,14 @@ def kubeconfig(server: str, ca: Path, user: dict[str, str]) -> dict:
             "clusters": [{"name": "test", "cluster": {"server": server, "certificate-authority": str(ca)}}],
             "users": [{"name": "user", "user": user}],
             "contexts": [{"name": "test", "context": {"cluster": "test", "user": "user"}}]}
+
+
+def _die_with_parent() -> None:
+    """In the child: be killed if the test process dies without stopping us (Linux PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclass
@@ -179,7 +188,8 @@ class ControlPlane:
         log = self.folder / f"{name}.log"
         with open(log, "wb") as out:
             popen = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True, env={**os.environ, "HOME": str(self.folder)})
+                                     start_new_session=True, env={**os.environ, "HOME": str(self.folder)},
+                                     preexec_fn=_die_with_parent)
         self.processes.append(Process(name, popen, log))
 
     def _wait(self, name: str, ready, seconds: float) -> None:
