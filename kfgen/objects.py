@@ -174,7 +174,9 @@ def http_probe(path: str, port: str | int, scheme: str = "HTTP", delay: int = 10
 
 
 def env_var(name: str, value: str) -> Obj:
-    return {"name": name, "value": value}
+    """An empty value is left out: the API server drops it (omitempty), so a Deployment sent with
+    `value: ""` would never read back as sent and Argo CD would show it out of sync."""
+    return {"name": name, "value": value} if value else {"name": name}
 
 
 def env_field(name: str, field_path: str) -> Obj:

@@ -335,6 +335,8 @@ def _container(out: dict, path: str, c: dict) -> None:
         field_ref = (value.get("valueFrom") or {}).get("fieldRef")
         if field_ref:
             field_ref.setdefault("apiVersion", "v1")
+        if value.get("value") == "":
+            del value["value"]  # the API server drops an empty value (omitempty): both store the same
         _element(out, f"{path}.env[{e['name']}]", value)
     for port in c.get("ports") or []:
         _element(out, f"{path}.ports[{port['containerPort']}]", {"name": port.get("name", MISSING), "protocol": port.get("protocol", "TCP")})

@@ -11,12 +11,14 @@ then moves each Namespace before the first object in it, and each CRD before the
 resources (`adjustDeps`). Each wave is applied, then Argo CD waits for it to be healthy before the
 next; for a CRD, healthy means Established.
 
-Here: the bootstrap the README gives (the AppProject and the root Application, by hand), then the
-root Application's sync (argocd/<env>/apps, ordered as above: the Applications' own waves), then
-each child Application's sync in that order, on its source folder. Every apply is server-side with
-Argo CD's field manager `argocd-controller` and `--force-conflicts` (gitops-engine's
-`newApplyOptions` in pkg/utils/kube/resource_ops.go forces conflicts for server-side apply), by
-the kubectl the install brings. Warnings the API server returns (Pod Security's among them) are kept.
+Here: the bootstrap the README gives, by an Argo CD admin (both AppProjects of argocd/<env>/projects/,
+applied once and never by the root, then the root Application), then the root's sync of
+argocd/<env>/apps (ordered as above: the Applications' own waves; a fleet's ApplicationSets expanded
+as their controller does), then each child Application's sync in that order, on its source folder.
+Every apply is server-side with Argo CD's field manager `argocd-controller` and `--force-conflicts`
+(gitops-engine's `newApplyOptions` in pkg/utils/kube/resource_ops.go forces conflicts for
+server-side apply), by the kubectl the install brings. Warnings the API server returns (Pod
+Security's among them) are kept.
 
 Webhook configurations are held back to the end (`WEBHOOK_KINDS`): they point at the operators'
 Services, whose pods do not run in this tier, so with `failurePolicy: Fail` every object they match
@@ -26,6 +28,7 @@ before its custom resources arrive; here the tests apply them last and check the
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -221,35 +224,114 @@ class Synced:
 def sync_environment(out: Path, env: str, applier: Applier, *, as_rendered: bool = False) -> Synced:
     """Bootstrap, the root Application, then each child Application, as Argo CD would (webhooks held back).
 
+    The bootstrap is the README's, by an Argo CD admin: both AppProjects (argocd/<env>/projects/, which
+    the root never syncs: a pull request cannot widen the boundary it is checked against) and the
+    root. Then the root's sync of argocd/<env>/apps, in Argo CD's order (an automated environment's
+    Applications carry waves, a manual one's none). A fleet's ApplicationSets are applied and the
+    ApplicationSet controller's work is done here: each generates one Application per element of
+    its list generator (goTemplate), and since every cluster of the fleet is this one, the source is
+    synced once. Then each child's sync, in the root's order. An environment synced by hand has no
+    waves between its children; its README bootstrap syncs them all with retries, which converge on
+    the ordering: here a child whose apply is refused is retried after the others, up to Argo CD's
+    retry limit of the rendered Applications.
+
     Every apply is server-side, unless `as_rendered`: then each Application's own sync options
     decide (`ServerSideApply=true`, else Argo CD's default client-side apply)."""
     argocd = out / "argocd" / env
-    project = yaml.safe_load((argocd / "apps" / "project.yaml").read_text())
+    projects = load_folder(argocd / "projects")
     root = yaml.safe_load((argocd / "root.yaml").read_text())
-    applier.apply([project, root])  # the README's one-time bootstrap
-    sent = [project, root]
+    applier.apply(sync_order_objects(projects) + [root])  # the README's one-time bootstrap, by an admin
+    sent = sync_order_objects(projects) + [root]
     apps = load_folder(argocd / "apps", recurse=root["spec"]["source"].get("directory", {}).get("recurse", False))
-    held: list[dict] = []
     for group in waves(sync_order(apps)):
         applier.apply(group)
         sent += group
-    children = [t.obj for t in sync_order(apps) if t.obj["kind"] == "Application"]
-    for app in children:
-        objects = application_objects(out, env, app)
-        server_side = not as_rendered or "ServerSideApply=true" in ((app["spec"].get("syncPolicy") or {}).get("syncOptions") or [])
-        for group in waves(sync_order(objects)):
-            now = [o for o in group if o["kind"] not in WEBHOOK_KINDS]
-            held += [o for o in group if o["kind"] in WEBHOOK_KINDS]
-            if now:
-                applier.apply(now, server_side=server_side)
-                sent += now
+    children: list[dict] = []
+    for obj in sync_order_objects(apps):
+        if obj["kind"] == "ApplicationSet":
+            generated = generated_applications(obj)
+            applier.apply(generated)
+            sent += generated
+            children.append(generated[0])
+        elif obj["kind"] == "Application":
+            children.append(obj)
+    held: list[dict] = []
+    manual = not (root["spec"].get("syncPolicy") or {}).get("automated")
+    todo = list(children)
+    for attempt in range(retry_limit(children) + 1 if manual else 1):
+        failed: list[tuple[dict, ApplyFailed]] = []
+        for app in todo:
+            try:
+                now, later = sync_application(out, env, app, applier, as_rendered)
+            except ApplyFailed as refused:
+                if not manual:
+                    raise
+                failed.append((app, refused))
+                continue
+            sent += now
+            held += later
+        todo = [app for app, _ in failed]
+        if not todo:
+            break
+    if todo:
+        raise failed[-1][1]
     return Synced(sent, held, list(applier.warnings))
+
+
+def sync_order_objects(objects: list[dict]) -> list[dict]:
+    return [task.obj for task in sync_order(objects)]
+
+
+def retry_limit(apps: list[dict]) -> int:
+    return max(((app["spec"].get("syncPolicy") or {}).get("retry") or {}).get("limit", 0) for app in apps)
+
+
+def sync_application(out: Path, env: str, app: dict, applier: Applier, as_rendered: bool) -> tuple[list[dict], list[dict]]:
+    """One Application's sync: its objects in Argo CD's order, wave by wave; (applied, webhook configurations held back)."""
+    objects = application_objects(out, env, app)
+    server_side = not as_rendered or "ServerSideApply=true" in ((app["spec"].get("syncPolicy") or {}).get("syncOptions") or [])
+    sent: list[dict] = []
+    held: list[dict] = []
+    for group in waves(sync_order(objects)):
+        now = [o for o in group if o["kind"] not in WEBHOOK_KINDS]
+        held += [o for o in group if o["kind"] in WEBHOOK_KINDS]
+        if now:
+            applier.apply(now, server_side=server_side)
+            sent += now
+    return sent, held
+
+
+GO_FIELD = re.compile(r"\{\{\s*\.([A-Za-z0-9_]+)\s*\}\}")
+
+
+def generated_applications(appset: dict) -> list[dict]:
+    """The Applications the ApplicationSet controller makes from a list generator with goTemplate
+    (only `{{.key}}` fields, which is what kfgen writes; a missing key is an error, as missingkey=error)."""
+    spec = appset["spec"]
+    assert spec.get("goTemplate") and [g for g in spec["generators"] if "list" in g] == spec["generators"], appset["metadata"]["name"]
+
+    def fill(value, element: dict):
+        if isinstance(value, str):
+            return GO_FIELD.sub(lambda m: str(element[m.group(1)]), value)
+        if isinstance(value, dict):
+            return {fill(k, element): fill(v, element) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fill(v, element) for v in value]
+        return value
+
+    out = []
+    for generator in spec["generators"]:
+        for element in generator["list"]["elements"]:
+            template = fill(spec["template"], element)
+            metadata = {**template["metadata"], "namespace": appset["metadata"]["namespace"]}
+            out.append({"apiVersion": appset["apiVersion"], "kind": "Application", "metadata": metadata, "spec": template["spec"]})
+    return out
 
 
 def application_objects(out: Path, env: str, app: dict) -> list[dict]:
     """The objects an Application's source yields: its hydrated folder, or for a kustomize source
     (envs/<env>) the environment's whole hydrated output, which `kustomize build` equals."""
-    parts = Path(app["spec"]["source"]["path"]).parts  # <gitops.path>/rendered/<env>/<component> or <gitops.path>/envs/<env>
+    parts = Path(app["spec"]["source"]["path"]).parts  # <repo path>/rendered/<env>/<component> or <repo path>/envs/<env>
     if "rendered" in parts:
         folder = out.joinpath(*parts[parts.index("rendered"):])
         return load_folder(folder, recurse=app["spec"]["source"].get("directory", {}).get("recurse", False))

@@ -48,6 +48,11 @@ DEFAULTS: list[tuple[str, str, str]] = [
     ("*", f"{POD}.volumes.*.configMap.defaultMode", "SetDefaults_ConfigMapVolumeSource: 0644"),
     ("*", f"{POD}.volumes.*.secret.defaultMode", "SetDefaults_SecretVolumeSource: 0644"),
     ("*", f"{POD}.volumes.*.projected.defaultMode", "SetDefaults_ProjectedVolumeSource: 0644"),
+    ("*", f"{POD}.volumes.*.downwardAPI.defaultMode", "SetDefaults_DownwardAPIVolumeSource: 0644"),
+    ("*", f"{POD}.volumes.*.downwardAPI.items.*.fieldRef.apiVersion", "SetDefaults_ObjectFieldSelector: v1"),
+    # networking/v1 SetDefaults_NetworkPolicyPort.
+    ("NetworkPolicy", "spec.ingress.*.ports.*.protocol", "SetDefaults_NetworkPolicyPort: TCP"),
+    ("NetworkPolicy", "spec.egress.*.ports.*.protocol", "SetDefaults_NetworkPolicyPort: TCP"),
     # apps/v1 SetDefaults_Deployment.
     ("Deployment", "spec.strategy.type", "SetDefaults_Deployment: RollingUpdate"),
     ("Deployment", "spec.strategy.rollingUpdate.maxSurge", "SetDefaults_Deployment: 25%"),

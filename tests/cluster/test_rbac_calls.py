@@ -96,7 +96,6 @@ EMISSARY: list[Call] = [  # emissary-ingress/emissary v3.10.0 manifests/emissary
     ("get list watch", "", "secrets", "cluster", "emissary-emissaryns.yaml.in (TLS secrets)"),
     ("get list watch", "", "configmaps", "cluster", "emissary-emissaryns.yaml.in"),
     ("get list watch", "", "endpoints", "cluster", "emissary-emissaryns.yaml.in (endpoint routing)"),
-    ("get list watch", "discovery.k8s.io", "endpointslices", "cluster", "emissary-emissaryns.yaml.in"),
     ("get list watch", "getambassador.io", "mappings", "cluster", "emissary-emissaryns.yaml.in"),
     ("get list watch", "getambassador.io", "hosts", "cluster", "emissary-emissaryns.yaml.in"),
     ("get list watch", "getambassador.io", "listeners", "cluster", "emissary-emissaryns.yaml.in"),
