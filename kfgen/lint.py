@@ -306,13 +306,19 @@ def _documents(out: Path, folder: str) -> list[tuple[str, dict]]:
 
 def lint_objects(documents: list[tuple[str, dict]], k8s_version: str, extra_crds: list[dict], missing_ok: bool = False) -> list[Violation]:
     """Every violation of the objects; with `missing_ok`, kinds with no schema anywhere are not checked
-    (custom resources of components installed outside kfgen, whose CRDs live in the cluster)."""
+    (custom resources of components installed outside kfgen, whose CRDs live in the cluster). An
+    object listed under several files (the same object in several environments) is checked once."""
     own = [d for _, d in documents if d.get("kind") == "CustomResourceDefinition"]
     validators = crd_validators(extra_crds + own)
     found: list[Violation] = []
+    by_object: dict[int, list[tuple[str, str, str]]] = {}
     for file, obj in documents:
-        found.extend(schema_violations(file, obj, k8s_version, validators, missing_ok))
-        found.extend(policy_violations(file, obj))
+        known = by_object.get(id(obj))
+        if known is None:
+            known = [(v.field, v.policy, v.message) for v in
+                     schema_violations("", obj, k8s_version, validators, missing_ok) + policy_violations("", obj)]
+            by_object[id(obj)] = known
+        found.extend(Violation(file, *v) for v in known)
     return sorted(set(found))
 
 

@@ -3,6 +3,7 @@ writes are atomic, the output folder is kfgen's own."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -195,7 +196,8 @@ def test_the_installs_own_kubectl_is_found_with_nothing_on_path(tmp_path):
 
 
 def test_the_same_bytes_whatever_the_kustomize_engine(tmp_path):
-    """kubectl's kustomize and another kustomize build the same objects; kfgen writes them the same way."""
+    """kubectl's kustomize and another kustomize build the same objects; kfgen writes them the same way.
+    The record says which kustomize built them (an input of the render), and nothing else differs."""
     engines = [e for e in {shutil.which("kubectl"), str(Path(sys.executable).parent / "kubectl")} if e and Path(e).is_file()]
     if len(engines) < 2:
         pytest.skip("only one kustomize engine on this machine")
@@ -208,4 +210,9 @@ def test_the_same_bytes_whatever_the_kustomize_engine(tmp_path):
         finally:
             find_engine.cache_clear()
         trees.append(read_tree(tmp_path / f"out-{i}"))
+    records = [json.loads(tree.pop("provenance.json")) for tree in trees]
     assert trees[0] == trees[1]
+    assert records[0]["engine"] != records[1]["engine"]
+    for record in records:
+        del record["engine"], record["hydration"], record["seal"]  # the engine, and the digests it is part of
+    assert records[0] == records[1]
