@@ -21,11 +21,30 @@ from pathlib import Path
 from kfgen import cache
 
 _RACY_NS = 50_000_000  # a file changed less than this before it was read is read again next time
-Stamp = tuple[int, int, int, int]  # inode, size, mtime_ns, ctime_ns
 
 
-def stamp(info: os.stat_result) -> Stamp:
-    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+def stamp(info: os.stat_result) -> str:
+    """What kfgen compares of a file's stat data: inode, size, mtime and ctime (ns)."""
+    return f"{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}"
+
+
+def scan(root: Path) -> dict[str, os.stat_result]:
+    """Every entry under `root` that is not a folder (files, symlinks, anything else), and every
+    entry named .git (a folder too), by its path relative to `root`, with its own stat data (symlinks
+    are never followed; a symlink to a folder is an entry, not a folder)."""
+    found: dict[str, os.stat_result] = {}
+    pending = [("", os.fspath(root))]
+    while pending:
+        prefix, folder = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name == ".git":
+                    found[prefix + entry.name] = entry.stat(follow_symlinks=False)
+                elif entry.is_dir(follow_symlinks=False):
+                    pending.append((f"{prefix}{entry.name}/", entry.path))
+                else:
+                    found[prefix + entry.name] = entry.stat(follow_symlinks=False)
+    return found
 
 
 class FileDigests:
@@ -36,21 +55,32 @@ class FileDigests:
         self.name = cache.key("tree", os.path.realpath(root))
         known = cache.read("trees", self.name) if remembered else None
         entries = known.get("entries") if isinstance(known, dict) and known.get("root") == os.path.realpath(root) else None
-        self.known: dict[str, list] = entries if isinstance(entries, dict) else {}
-        self.fresh: dict[str, list] = {}  # what this process learned, to remember
+        self.known: dict[str, str] = entries if isinstance(entries, dict) else {}  # path -> "<stamp> <digest>"
+        self.fresh: dict[str, str] = {}  # what this process learned, to remember
 
-    def digest(self, relative: str) -> tuple[str, os.stat_result] | None:
-        """(sha256, stat) of a regular file, or None (missing, not a regular file, changing while read)."""
+    def holds(self, relative: str, info: os.stat_result, expected: str) -> bool:
+        """The file (with the stat data just taken) holds the bytes whose digest is `expected`."""
+        if self.known.get(relative) == f"{stamp(info)} {expected}":
+            return True
+        found = self.digest(relative, info)
+        return found is not None and found[0] == expected
+
+    def digest(self, relative: str, info: os.stat_result | None = None) -> tuple[str, os.stat_result] | None:
+        """(sha256, stat) of a regular file, or None (missing, not a regular file, changing while read).
+        `info`: its stat data, when the caller has just taken it (kfgen.digests.scan)."""
         path = os.path.join(self.root, relative)
-        try:
-            info = os.lstat(path)
-        except OSError:
-            return None
+        if info is None:
+            try:
+                info = os.lstat(path)
+            except OSError:
+                return None
         if not stat.S_ISREG(info.st_mode):
             return None
         entry = self.known.get(relative)
-        if entry and len(entry) == 5 and tuple(entry[:4]) == stamp(info) and isinstance(entry[4], str):
-            return entry[4], info
+        if isinstance(entry, str):
+            seen, _, digest = entry.partition(" ")
+            if seen == stamp(info):
+                return digest, info
         return self._hash(relative, path, info)
 
     def _hash(self, relative: str, path: str, info: os.stat_result) -> tuple[str, os.stat_result] | None:
@@ -61,22 +91,21 @@ class FileDigests:
             return None
         try:
             before = os.fstat(fd)
-            chunks = []
-            while chunk := os.read(fd, 1 << 20):
-                chunks.append(chunk)
-            after = os.fstat(fd)
+            data = os.read(fd, before.st_size + 1)
+            while len(data) <= before.st_size and (more := os.read(fd, before.st_size + 1 - len(data))):
+                data += more
         finally:
             os.close(fd)
-        if stamp(before) != stamp(info) or stamp(after) != stamp(info):
-            return None  # changed while kfgen looked at it
-        found = "sha256:" + hashlib.sha256(b"".join(chunks)).hexdigest()
+        if stamp(before) != stamp(info) or len(data) != info.st_size:
+            return None  # changed since kfgen looked at it, or while it read it
+        found = "sha256:" + hashlib.sha256(data).hexdigest()
         if info.st_ctime_ns < started - _RACY_NS:
-            self.fresh[relative] = [*stamp(info), found]
+            self.fresh[relative] = f"{stamp(info)} {found}"
         return found, info
 
     def remember(self, relative: str, digest: str, info: os.stat_result) -> None:
         """A file kfgen itself wrote (or linked), with the stat data it has now."""
-        self.fresh[relative] = [*stamp(info), digest]
+        self.fresh[relative] = f"{stamp(info)} {digest}"
 
     def save(self, complete: bool = False) -> None:
         """Keep what was learned; `complete`: forget every file not seen in this process (a new tree)."""

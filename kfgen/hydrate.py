@@ -16,16 +16,15 @@ import hashlib
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 from kfgen.errors import InputError
 from kfgen.kustomize import Engine
 from kfgen.lint import Violation, lint_objects
 from kfgen.objects import Obj
-from kfgen.record import PreviousTree, build_digest
+from kfgen.record import build_digest
 from kfgen.split import Document, Documents
 from kfgen.vocabulary import BASES, ENVIRONMENTS, KUSTOMIZATION, PROFILE_COMPONENTS, RENDERED
-from kfgen.writer import TreeOutput
 from kfgen.yamlio import load
 
 Tree = dict[str, str]
@@ -81,22 +80,51 @@ def _stays_inside(path: str, kustomization: object) -> bool:
     return all(isinstance(n, str) and (posixpath.normpath(posixpath.join(folder, n)) + "/").startswith(tuple(allowed)) for n in named)
 
 
-def hydrate(engine: Engine, staging: Path, envs: list[str], keys: dict[str, str], output: TreeOutput, kubernetes_version: str,
-            previous: PreviousTree | None = None, progress: Callable[[str], None] | None = None) -> Hydration:
-    """Write rendered/<env>/ of every environment into `output` (kept or built), then lint them all."""
+class Previous(Protocol):
+    """A previous render whose files a render may keep: on disk (kfgen.record.PreviousTree) or read
+    by a review (kfgen.trees.Tree)."""
+
+    @property
+    def files(self) -> dict[str, str]: ...  # path -> digest, as its record says
+
+    @property
+    def hydration(self) -> dict[str, str]: ...  # environment -> hydration key
+
+    def holding(self, relative: str, expected: str) -> object: ...  # truthy: the file holds `expected`
+
+    def read(self, relative: str) -> bytes | None: ...  # its bytes, when they are what the record says
+
+
+class Output(Protocol):
+    """Where a render's files go: a staging folder (kfgen.writer.TreeOutput) or memory (kfgen.trees)."""
+
+    files: dict[str, str]
+
+    def put(self, relative: str, text: str, digest: str | None = None) -> str: ...
+
+    def reuse(self, relative: str, digest: str) -> bool: ...
+
+
+def hydrate(engine: Engine, envs: list[str], keys: dict[str, str], output: Output, kubernetes_version: str,
+            folder_of: Callable[[list[str]], Path], previous: Previous | None = None,
+            progress: Callable[[str], None] | None = None) -> Hydration:
+    """Put rendered/<env>/ of every environment into `output` (kept or built), then lint them all.
+    `folder_of(envs)`: a folder holding the tree the given environments build from (envs/<env>/...)."""
     result = Hydration()
     documents = Documents()
-    kept = {env: _kept_files(previous, env, keys.get(env)) for env in envs}
-    for env, files in kept.items():
-        if files is None:
-            continue
-        assert previous is not None
-        for path, digest in files:
-            if not output.reuse(path, digest):  # not linkable (another file system): copied
-                output.put(path, _read(previous, path).decode("utf-8"), digest)
-        result.reused.append(env)
-    built = [env for env in envs if env not in result.reused]
+    by_env = _rendered_by_env(previous)
+    kept = {env: _kept_files(previous, by_env.get(env, []), keys.get(env), previous.hydration.get(env) if previous else None)
+            for env in envs}
+    built = [env for env in envs if kept[env] is None]
     placed: dict[str, list[tuple[str, Document]]] = {}
+
+    def keep() -> None:  # while the first builds run
+        for env in envs:
+            for path, digest in kept[env] or []:
+                if not output.reuse(path, digest):  # not linkable (another file system): copied
+                    assert previous is not None
+                    output.put(path, _read(previous, path).decode("utf-8"), digest)
+        result.reused.extend(env for env in envs if kept[env] is not None)
 
     def consume(index: int, stream: str) -> None:
         env = built[index]
@@ -107,32 +135,40 @@ def hydrate(engine: Engine, staging: Path, envs: list[str], keys: dict[str, str]
         if progress:
             progress(env)
 
-    engine.build_each([staging / ENVIRONMENTS / env for env in built], consume)
+    root = folder_of(built) if built else None
+    engine.build_each([root / ENVIRONMENTS / env for env in built] if root else [], consume, meanwhile=keep)
     for env in envs:
         result.objects[env] = len(placed[env]) if env in placed else len(kept[env] or [])
     result.violations = lint_documents(envs, placed, kept, documents, kubernetes_version, previous, output)
     return result
 
 
-def _kept_files(previous: PreviousTree | None, env: str, key: str | None) -> list[tuple[str, str]] | None:
-    """The previous render's files of `env` when it can keep them all: same hydration key, every
-    file still what the record says. None: build it."""
-    if previous is None or key is None or previous.record.hydration.get(env) != key:
+def _rendered_by_env(previous: Previous | None) -> dict[str, list[tuple[str, str]]]:
+    """The previous render's hydrated files per environment, sorted."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for path, digest in sorted(previous.files.items()) if previous else []:
+        if path.startswith(f"{RENDERED}/"):
+            found.setdefault(path.split("/", 2)[1], []).append((path, digest))
+    return found
+
+
+def _kept_files(previous: Previous | None, files: list[tuple[str, str]], key: str | None, recorded: str | None) -> list[tuple[str, str]] | None:
+    """An environment's previous files when the render can keep them all: the same hydration key,
+    every file still what the record says. None: build it."""
+    if previous is None or key is None or recorded != key:
         return None
-    prefix = f"{RENDERED}/{env}/"
-    files = [(path, digest) for path, digest in sorted(previous.record.files.items()) if path.startswith(prefix)]
     if not all(previous.holding(path, digest) for path, digest in files):
         return None
     return files
 
 
 def lint_documents(envs: list[str], placed: dict[str, list[tuple[str, Document]]], kept: dict[str, list[tuple[str, str]] | None],
-                   documents: Documents, kubernetes_version: str, previous: PreviousTree | None, output: TreeOutput) -> list[Violation]:
+                   documents: Documents, kubernetes_version: str, previous: Previous | None, output: Output) -> list[Violation]:
     """Lint as over a full render: every object against its schema and the policies, the custom
     resources against the render's own CRDs (the first of each kind, in environment order). A kept
     environment passed this lint when it was written; it is linted again only when the CRDs
     other environments bring have changed since (its own CRDs always count, in their place)."""
-    recheck = previous is not None and _crd_files(previous.record.files) != _crd_files(output.files)
+    recheck = previous is not None and _crd_files(previous.files) != _crd_files(output.files)
     entries: list[tuple[str, Obj]] = []
     for env in envs:
         if env in placed:
@@ -148,10 +184,10 @@ def lint_documents(envs: list[str], placed: dict[str, list[tuple[str, Document]]
     return lint_objects(entries, kubernetes_version, [], True)
 
 
-def _read(previous: PreviousTree, path: str) -> bytes:
+def _read(previous: Previous, path: str) -> bytes:
     data = previous.read(path)
     if data is None:
-        raise InputError(f"{previous.out}: {path} changed while kfgen read it; render again")
+        raise InputError(f"{path} of the previous render changed while kfgen read it; render again")
     return data
 
 

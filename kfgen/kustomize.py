@@ -68,16 +68,22 @@ class Engine:
             raise ToolError(f"kustomize build {folder} failed: {message}")
         return stdout
 
-    def build_each(self, folders: list[Path], consume: Callable[[int, str], None]) -> None:
+    def build_each(self, folders: list[Path], consume: Callable[[int, str], None], meanwhile: Callable[[], None] | None = None) -> None:
         """Build several folders concurrently and hand each output to `consume(index, stream)`, in
         this thread and in the order given, while the next builds run (a few ahead at most, so the
-        outputs waiting are few). When the build is interrupted (Ctrl-C, SIGTERM, a failing build or
-        consumer), every kustomize still running is stopped."""
+        outputs waiting are few); `meanwhile()` runs here once the first builds are under way. When
+        the build is interrupted (Ctrl-C, SIGTERM, a failing build or consumer), every kustomize
+        still running is stopped."""
         workers = min(len(folders), os.cpu_count() or 2, 8) or 1
         pool = ThreadPoolExecutor(max_workers=workers)
         futures: dict[int, Future] = {}
         try:
             ahead = 0
+            while ahead < len(folders) and ahead <= workers:
+                futures[ahead] = pool.submit(self.build, folders[ahead])
+                ahead += 1
+            if meanwhile:
+                meanwhile()
             for index in range(len(folders)):
                 while ahead < len(folders) and ahead <= index + workers:
                     futures[ahead] = pool.submit(self.build, folders[ahead])

@@ -17,13 +17,15 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kfgen import __version__
 from kfgen.digests import FileDigests
-from kfgen.model import Stack
-from kfgen.plan import env_components
 from kfgen.shipped import shipped_dir
 from kfgen.vocabulary import PROVENANCE
+
+if TYPE_CHECKING:
+    from kfgen.model import Stack
 
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 _SEAL = ',\n  "seal": "sha256:'
@@ -53,6 +55,8 @@ def build_digest() -> str:
 
 def record_text(stack: Stack, engine: str, hydration: dict[str, str], files: dict[str, str]) -> str:
     """The sealed provenance.json of a render (`files`: path -> digest)."""
+    from kfgen.plan import env_components
+
     data = {
         "generator": "kfgen",
         "version": __version__,
@@ -136,19 +140,29 @@ class PreviousTree:
     """The tree a render replaces, as a source of files it can keep: those whose bytes are still
     exactly what its sealed record says (by digest; see kfgen.digests)."""
 
-    def __init__(self, out: Path, record: Record):
+    def __init__(self, out: Path, record: Record, found: dict[str, os.stat_result]):
         self.out = out
         self.record = record
+        self.found = found  # what the folder holds (kfgen.digests.scan)
         self.digests = FileDigests(out)
+        self._held: dict[str, tuple[str, os.stat_result] | None] = {}
+
+    @property
+    def files(self) -> dict[str, str]:
+        return self.record.files
+
+    @property
+    def hydration(self) -> dict[str, str]:
+        return self.record.hydration
 
     def holding(self, relative: str, expected: str) -> tuple[str, os.stat_result] | None:
         """(path, stat) of the previous tree's file at `relative` when the record and the file's bytes both say `expected`."""
-        if self.record.files.get(relative) != expected:
+        if self.record.files.get(relative) != expected or relative not in self.found:
             return None
-        found = self.digests.digest(relative)
-        if found is None or found[0] != expected:
-            return None
-        return os.path.join(self.out, relative), found[1]
+        if relative not in self._held:  # each file is proven once per render
+            found = self.digests.digest(relative, self.found[relative])
+            self._held[relative] = (os.path.join(self.out, relative), found[1]) if found and found[0] == expected else None
+        return self._held[relative]
 
     def read(self, relative: str) -> bytes | None:
         """The bytes of a file of the previous tree, when they are what the record says."""

@@ -9,14 +9,13 @@ folder gives; a test holds the two to it over a seeded series of edits.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from kfgen.digests import FileDigests
+from kfgen.digests import FileDigests, scan
 from kfgen.errors import EXIT_FINDINGS, KfgenError
 from kfgen.hydrate import hydrate, hydration_keys
 from kfgen.kustomize import Engine, find_engine
@@ -85,16 +84,17 @@ def _write(out: Path, sources: Sources, stack: Stack, tree: dict[str, str], engi
            progress: Callable[[str], None] | None, reuse: bool) -> None:
     """Write, hydrate, lint and swap in: the edge of the render that touches the output folder."""
     with locked(out):
-        timer.run("own", check_owned, out, sources.stack_dir, sources.inputs)
-        record = timer.run("own", read_record, out) if reuse else None
-        previous = PreviousTree(out, record) if record else None
+        found = timer.run("own", check_owned, out, sources.stack_dir, sources.inputs)
+        record = timer.run("own", read_record, out) if reuse and found else None
+        previous = PreviousTree(out, record, found) if record else None
         staging = new_staging(out)
         try:
             output = TreeOutput(staging, previous)
             timer.run("write", lambda: [output.put(path, text) for path, text in tree.items()])
             envs = [env.name for env in stack.environments]
             keys = hydration_keys(tree, envs, engine.identity, stack.kubernetes_version)
-            hydrated = timer.run("hydrate", hydrate, engine, staging, envs, keys, output, stack.kubernetes_version, previous, progress)
+            hydrated = timer.run("hydrate", hydrate, engine, envs, keys, output, stack.kubernetes_version, lambda built: staging,
+                                 previous, progress)
             result.objects, result.reused = hydrated.objects, hydrated.reused
             if hydrated.violations:
                 raise LintFailed(hydrated.violations)
@@ -112,13 +112,9 @@ def _remember(out: Path, output: TreeOutput) -> None:
     """Keep the stat data of every file just written in kfgen's cache, so the next check or render
     proves them unchanged without reading them (kfgen.digests)."""
     digests = FileDigests(out, remembered=False)
-    root = os.fspath(out)
-    for path, digest in output.files.items():
-        try:
-            info = os.lstat(os.path.join(root, path))
-        except OSError:
-            continue
-        if (info.st_ino, info.st_size, info.st_mtime_ns) == output.stamps.get(path):
+    for path, info in scan(out).items():
+        digest = output.files.get(path)
+        if digest and (info.st_ino, info.st_size, info.st_mtime_ns) == output.stamps.get(path):
             digests.remember(path, digest, info)
     digests.save(complete=True)
 

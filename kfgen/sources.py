@@ -16,8 +16,6 @@ from typing import Callable
 
 from kfgen.errors import InputError, Problem
 from kfgen.load import MAX_BYTES, Document, load_bytes, load_documents, read_input
-from kfgen.profiles import profile_problems
-from kfgen.schema import schema_problems
 from kfgen.shipped import shipped_dir
 
 PROFILE_KINDS = ("clouds", "accelerators")
@@ -65,13 +63,19 @@ def repo_root(start: Path) -> Path:
     return start
 
 
-def read_sources(stack_path: Path, display: str | None = None, allow_outside: bool = False, repo: Path | None = None) -> Sources:
+def read_sources(stack_path: Path, display: str | None = None, allow_outside: bool = False, repo: Path | None = None,
+                 schema_checked: bool = True) -> Sources:
     """Load and schema-check the stack, then read what it references. Raises InputError with every problem.
-    `repo` is the repository root when the stack is a copy outside its repository (kfgen diff's base)."""
+    `repo` is the repository root when the stack is a copy outside its repository (kfgen diff's base).
+    Without `schema_checked`, a stack not known to be valid may fail with any error (kfgen check's proof)."""
     display = display or str(stack_path)
     raw = read_input(stack_path, display)
     doc = load_bytes(raw, display)
-    problems = schema_problems(doc)
+    problems = []
+    if schema_checked:
+        from kfgen.schema import schema_problems  # imported here: kfgen check's proof reads sources without it
+
+        problems = schema_problems(doc)
     if problems:
         raise InputError(problems)
     sources = Sources(stack_path.resolve(), display, doc, raw)
@@ -239,6 +243,8 @@ def read_profiles(user_folders: list[tuple[str, Path]], files: dict[str, bytes],
                 except InputError as exc:
                     problems.extend(p for p in exc.problems if isinstance(p, Problem))
                     continue
+                from kfgen.profiles import profile_problems
+
                 problems.extend(profile_problems(doc, kind))
                 found[kind].append(doc)
     return found, problems

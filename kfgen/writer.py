@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
+from kfgen.digests import scan
 from kfgen.errors import InputError, KfgenError
 from kfgen.vocabulary import PROVENANCE
 
@@ -81,10 +82,11 @@ def locked(out: Path, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[None]
         os.close(fd)  # closing releases the lock
 
 
-def check_owned(out: Path, home: Path, inputs: list[Path]) -> None:
+def check_owned(out: Path, home: Path, inputs: list[Path]) -> dict[str, os.stat_result]:
     """Refuse an output folder that would equal or hold `home` (the stack's folder) or an input
     (a file or folder the render reads, the repository's .git), or sit inside an input; and a
-    non-empty folder whose files kfgen cannot prove it wrote (each listed in its provenance.json)."""
+    non-empty folder whose files kfgen cannot prove it wrote (each listed in its provenance.json).
+    Returns what the folder holds (kfgen.digests.scan)."""
     if out.is_symlink():
         raise InputError(f"{out}: is a symlink; give the real folder as --out")
     if out.exists() and not out.is_dir():
@@ -96,25 +98,25 @@ def check_owned(out: Path, home: Path, inputs: list[Path]) -> None:
                              "inside the stack's folder that holds none of its inputs (e.g. deploy)")
         if source != home and real.is_relative_to(source):
             raise InputError(f"{out}: is inside {source}, an input of this render; choose an output folder outside it")
-    if out.is_dir() and any(out.iterdir()):
-        check_written_by_kfgen(out)
+    return check_written_by_kfgen(out) if out.is_dir() else {}
 
 
-def check_written_by_kfgen(out: Path) -> None:
-    """Refuse a folder holding a .git, or any file its provenance.json does not list."""
+def check_written_by_kfgen(out: Path) -> dict[str, os.stat_result]:
+    """Refuse a folder holding a .git, or any file its provenance.json does not list; returns what it
+    holds (an empty folder needs no record)."""
+    found = scan(out)
+    if not found:
+        return found
+    for relative in found:
+        if relative.rpartition("/")[2] == ".git":
+            raise InputError(f"{out}: holds a .git ({out / relative}); kfgen never replaces a repository")
     written = _written_files(out)
-    strangers = []
-    for folder, dirs, files in os.walk(out):
-        if ".git" in dirs or ".git" in files:
-            raise InputError(f"{out}: holds a .git ({Path(folder) / '.git'}); kfgen never replaces a repository")
-        for name in files + [d for d in dirs if (Path(folder) / d).is_symlink()]:
-            relative = (Path(folder) / name).relative_to(out).as_posix()
-            if relative != MARKER and relative not in written:
-                strangers.append(relative)
+    strangers = [relative for relative in found if relative != MARKER and relative not in written]
     if strangers:
         shown = ", ".join(sorted(strangers)[:3]) + (f" and {len(strangers) - 3} more" if len(strangers) > 3 else "")
         raise InputError(f"{out}: holds files kfgen did not write ({shown}); a render would delete them: "
                          "move them out of the folder, or choose another output folder")
+    return found
 
 
 def _written_files(out: Path) -> set[str]:
