@@ -100,9 +100,10 @@ class Schema:
         return self.slow.iter_errors(obj)
 
 
+_rs: Any
 try:
     import jsonschema_rs as _rs
-except ImportError:  # pragma: no cover - jsonschema-rs is a dependency; kept working without it
+except ImportError:  # jsonschema-rs is a dependency; kfgen still works without it
     _rs = None
 
 
