@@ -14,16 +14,15 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache
 from pathlib import Path
 from typing import Any, Iterator
 
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
 
 from kfgen.argocd_lint import POLICIES as ARGOCD_POLICIES, argocd_violations, keep_on_delete
 from kfgen.errors import InputError
 from kfgen.images import unpinned
+from kfgen.jsonschemas import Schema
 from kfgen.layout import split_api_version
 from kfgen.quantity import parse_quantity
 from kfgen.yamlio import load_all
@@ -69,42 +68,6 @@ def _k8s_schema_dir(version: str) -> Path:
         known = sorted(p.name.split("-")[0][1:].rsplit(".", 1)[0] for p in root.glob("v*-local-strict"))
         raise InputError(f"no Kubernetes schemas for {version} (kubernetes-validate has {', '.join(known)})")
     return folder
-
-
-class Schema:
-    """A JSON Schema (2020-12) check. jsonschema-rs, compiled, answers whether an object is valid
-    (about 16 us for a Deployment; jsonschema takes 5 ms); only an invalid object is walked again by
-    jsonschema, whose messages and error paths are kfgen's wording. Where jsonschema-rs is not
-    installed, jsonschema does it all. Tests hold the two to the same answer."""
-
-    def __init__(self, schema: dict, definitions: dict | None = None):
-        self.schema = schema
-        self.definitions = definitions
-        self.fast = None
-        if _rs is not None:
-            try:
-                registry = _rs.Registry([(definitions["$id"], definitions)]) if definitions else None
-                self.fast = _rs.Draft202012Validator(schema, registry=registry)
-            except Exception:  # a schema jsonschema-rs does not take: jsonschema alone decides
-                self.fast = None
-
-    @cached_property
-    def slow(self) -> Draft202012Validator:
-        if not self.definitions:
-            return Draft202012Validator(self.schema)
-        return Draft202012Validator(self.schema, registry=Resource.from_contents(self.schema) @ (Resource.from_contents(self.definitions) @ Registry()))
-
-    def iter_errors(self, obj: Any) -> Iterator[Any]:
-        if self.fast is not None and self.fast.is_valid(obj):
-            return iter(())
-        return self.slow.iter_errors(obj)
-
-
-_rs: Any
-try:
-    import jsonschema_rs as _rs
-except ImportError:  # jsonschema-rs is a dependency; kfgen still works without it
-    _rs = None
 
 
 @cache

@@ -21,7 +21,7 @@ from kfgen.hydrate import hydrate, hydration_keys
 from kfgen.kustomize import Engine, find_engine
 from kfgen.lint import Violation
 from kfgen.model import Stack
-from kfgen.record import PreviousTree, read_record, record_text
+from kfgen.record import PreviousTree, record_text
 from kfgen.sources import Sources, read_sources
 from kfgen.validate import validate
 from kfgen.vocabulary import PROVENANCE
@@ -84,10 +84,10 @@ def _write(out: Path, sources: Sources, stack: Stack, tree: dict[str, str], engi
            progress: Callable[[str], None] | None, reuse: bool) -> None:
     """Write, hydrate, lint and swap in: the edge of the render that touches the output folder."""
     with locked(out):
-        found = timer.run("own", check_owned, out, sources.stack_dir, sources.inputs)
-        record = timer.run("own", read_record, out) if reuse and found else None
-        previous = PreviousTree(out, record, found) if record else None
+        found, record = timer.run("own", check_owned, out, sources.stack_dir, sources.inputs)
+        previous = PreviousTree(out, record, found) if record and reuse else None
         staging = new_staging(out)
+        output = None
         try:
             output = TreeOutput(staging, previous)
             timer.run("write", lambda: [output.put(path, text) for path, text in tree.items()])
@@ -100,8 +100,11 @@ def _write(out: Path, sources: Sources, stack: Stack, tree: dict[str, str], engi
                 raise LintFailed(hydrated.violations)
             text = record_text(stack, engine.identity, {env: keys[env] for env in envs if env in keys}, output.files)
             timer.run("record", output.put, PROVENANCE, text)
+            output.close()
             old = timer.run("swap", exchange_in, staging, out)
         except BaseException:
+            if output:
+                output.close()
             shutil.rmtree(staging, ignore_errors=True)
             raise
         timer.run("cleanup", remove_tree, old)

@@ -30,7 +30,7 @@ from kfgen.errors import InputError, KfgenError
 from kfgen.vocabulary import PROVENANCE
 
 if TYPE_CHECKING:
-    from kfgen.record import PreviousTree
+    from kfgen.record import PreviousTree, Record
 
 MARKER = PROVENANCE
 LOCK_WAIT_SECONDS = 600
@@ -82,11 +82,11 @@ def locked(out: Path, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iterator[None]
         os.close(fd)  # closing releases the lock
 
 
-def check_owned(out: Path, home: Path, inputs: list[Path]) -> dict[str, os.stat_result]:
+def check_owned(out: Path, home: Path, inputs: list[Path]) -> tuple[dict[str, os.stat_result], Record | None]:
     """Refuse an output folder that would equal or hold `home` (the stack's folder) or an input
     (a file or folder the render reads, the repository's .git), or sit inside an input; and a
     non-empty folder whose files kfgen cannot prove it wrote (each listed in its provenance.json).
-    Returns what the folder holds (kfgen.digests.scan)."""
+    Returns what the folder holds (kfgen.digests.scan) and its sealed record, if it has one."""
     if out.is_symlink():
         raise InputError(f"{out}: is a symlink; give the real folder as --out")
     if out.exists() and not out.is_dir():
@@ -98,25 +98,28 @@ def check_owned(out: Path, home: Path, inputs: list[Path]) -> dict[str, os.stat_
                              "inside the stack's folder that holds none of its inputs (e.g. deploy)")
         if source != home and real.is_relative_to(source):
             raise InputError(f"{out}: is inside {source}, an input of this render; choose an output folder outside it")
-    return check_written_by_kfgen(out) if out.is_dir() else {}
+    return check_written_by_kfgen(out) if out.is_dir() else ({}, None)
 
 
-def check_written_by_kfgen(out: Path) -> dict[str, os.stat_result]:
+def check_written_by_kfgen(out: Path) -> tuple[dict[str, os.stat_result], Record | None]:
     """Refuse a folder holding a .git, or any file its provenance.json does not list; returns what it
-    holds (an empty folder needs no record)."""
+    holds (an empty folder needs no record) and its record when sealed."""
+    from kfgen.record import read_record
+
     found = scan(out)
     if not found:
-        return found
+        return found, None
     for relative in found:
         if relative.rpartition("/")[2] == ".git":
             raise InputError(f"{out}: holds a .git ({out / relative}); kfgen never replaces a repository")
-    written = _written_files(out)
+    record = read_record(out)
+    written = record.files if record else _written_files(out)
     strangers = [relative for relative in found if relative != MARKER and relative not in written]
     if strangers:
         shown = ", ".join(sorted(strangers)[:3]) + (f" and {len(strangers) - 3} more" if len(strangers) > 3 else "")
         raise InputError(f"{out}: holds files kfgen did not write ({shown}); a render would delete them: "
                          "move them out of the folder, or choose another output folder")
-    return found
+    return found, record
 
 
 def _written_files(out: Path) -> set[str]:
@@ -164,22 +167,26 @@ class TreeOutput:
     """Files of a new tree, written into its staging folder (a fresh folder kfgen made: it holds no
     symlinks). A file whose bytes the previous tree already holds, proven by its digest, is hard-linked
     from there instead of written (about 5x cheaper; the previous tree is never changed).
-    `files`: path -> digest of everything put, for the record."""
+    `files`: path -> digest of everything put, for the record. Files go in folder by folder (each
+    folder opened once, not resolved again for every file); `close()` when done."""
+
+    _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
     def __init__(self, root: Path, previous: PreviousTree | None = None):
         self.root = root
         self.previous = previous
         self.files: dict[str, str] = {}
         self.stamps: dict[str, tuple[int, int, int]] = {}  # path -> (inode, size, mtime) as kfgen left it
-        self._folders: set[str] = set()
+        self._folder: str | None = None
+        self._fds: tuple[int, int | None] = (-1, None)  # the current folder in the new tree, and in the previous one
 
     def put(self, relative: str, text: str, digest: str | None = None) -> str:
         """Write `text` (or link the previous tree's identical file); returns its digest."""
         data = text.encode()
         digest = digest or "sha256:" + hashlib.sha256(data).hexdigest()
-        target = self._target(relative)
-        if not (self.previous and self._link(relative, digest, target)):
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o666)
+        name = self._enter(relative)
+        if not (self.previous and self._link(relative, name, digest)):
+            fd = os.open(name, self._FLAGS, 0o666, dir_fd=self._fds[0])
             try:
                 view = memoryview(data)
                 while view:
@@ -193,35 +200,52 @@ class TreeOutput:
 
     def reuse(self, relative: str, digest: str) -> bool:
         """Link the previous tree's file when it still holds `digest`; False when it does not."""
-        if self.previous is None or not self._link(relative, digest, self._target(relative)):
+        if self.previous is None or not self._link(relative, self._enter(relative), digest):
             return False
         self.files[relative] = digest
         return True
 
-    def _link(self, relative: str, digest: str, target: str) -> bool:
+    def close(self) -> None:
+        for fd in self._fds:
+            if fd is not None and fd >= 0:
+                os.close(fd)
+        self._folder, self._fds = None, (-1, None)
+
+    def _link(self, relative: str, name: str, digest: str) -> bool:
         assert self.previous is not None
         source = self.previous.holding(relative, digest)
-        if source is None:
+        if source is None or self._fds[1] is None:
             return False
         try:
-            os.link(source[0], target, follow_symlinks=False)
+            os.link(name, name, src_dir_fd=self._fds[1], dst_dir_fd=self._fds[0], follow_symlinks=False)
         except OSError:
             return False  # another file system, a limit on links: write it instead
-        info, was = os.lstat(target), source[1]
+        info, was = os.stat(name, dir_fd=self._fds[0], follow_symlinks=False), source[1]
         if not stat.S_ISREG(info.st_mode) or (info.st_ino, info.st_size, info.st_mtime_ns) != (was.st_ino, was.st_size, was.st_mtime_ns):
             raise InputError(f"{self.previous.out}: {relative} changed while kfgen read it; render again")
         self.stamps[relative] = (info.st_ino, info.st_size, info.st_mtime_ns)
         return True
 
-    def _target(self, relative: str) -> str:
-        parts = Path(relative).parts
-        if not parts or ".." in parts or Path(relative).is_absolute():
+    def _enter(self, relative: str) -> str:
+        """The file's name, its folder (made if need be) opened: the next files are mostly its neighbours."""
+        folder, _, name = relative.rpartition("/")
+        if folder != self._folder:
+            if relative.startswith("/") or ".." in relative.split("/") or not name:
+                raise InputError(f"refusing to write {relative!r}: outside the output folder")
+            self.close()
+            target = os.path.join(self.root, folder)
+            os.makedirs(target, exist_ok=True)
+            new = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+            old = None
+            if self.previous is not None:
+                try:
+                    old = os.open(os.path.join(self.previous.out, folder), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+                except OSError:
+                    old = None
+            self._folder, self._fds = folder, (new, old)
+        elif ".." == name or not name:
             raise InputError(f"refusing to write {relative!r}: outside the output folder")
-        folder = os.path.dirname(relative)
-        if folder not in self._folders:
-            os.makedirs(os.path.join(self.root, folder), exist_ok=True)
-            self._folders.add(folder)
-        return os.path.join(self.root, relative)
+        return name
 
 
 def exchange_in(staging: Path, out: Path) -> Path | None:
