@@ -255,36 +255,35 @@ def root_application(stack: Stack, env: Environment) -> Obj:
 
 # --- what the stack grants -------------------------------------------------------------------------
 
-def grant_problems(stack: Stack, extras: dict[str, list[tuple[int, str, Obj]]], namespaces: set[str]) -> list[Problem]:
+def grant_problems(stack: Stack, extras: list[tuple[str, str, Obj]], namespaces: set[str]) -> list[Problem]:
     """Objects of extraResources outside what the stack declares: a namespace that is not a component's,
     the workloads' or listed in spec.gitops.project.namespaces; a cluster-scoped object not listed in
-    spec.gitops.project.clusterResources. And grants nothing uses. `extras`: per component, (index of
-    the extraResources entry, file, object); `namespaces`: the components' and the workloads'."""
+    spec.gitops.project.clusterResources. And grants nothing uses. `extras`: (the extraResources entry's
+    path, e.g. spec.components.<name>.extraResources[<i>] or an environment's own, file, object);
+    `namespaces`: the components' and the workloads'."""
     declared_ns = set(stack.gitops.namespaces)
     declared = {(r.group, r.kind, r.name) for r in stack.gitops.cluster_resources}
     used_ns: set[str] = set()
     used: set[ClusterObject] = set()
     problems = []
-    for component, entries in sorted(extras.items()):
-        for index, source, o in entries:
-            where = f"spec.components.{component}.extraResources[{index}]"
-            at = stack.written_at.get(where, ("", 1, 1))
-            m = o.get("metadata") or {}
-            kind, name, ns = str(o.get("kind", "")), str(m.get("name", "")), m.get("namespace")
-            group = split_api_version(str(o.get("apiVersion", "")))[0]
-            if ns:
-                used_ns.add(ns)
-                if ns not in namespaces | declared_ns:
-                    problems.append(Problem(*at, where, f"{source}: {kind} {ns}/{name} is in namespace {ns!r}, which the stack does "
-                                            f"not declare: add it to spec.gitops.project.namespaces (the AppProject allows only those)"))
-            elif kind == "Namespace" and group == "" and name in namespaces | declared_ns:
-                used_ns.add(name)
-            elif (group, kind, name) in declared:
-                used.add((group, kind, name))
-            else:
-                problems.append(Problem(*at, where, f"{source}: {kind} {name} has no namespace, so it is cluster-scoped: grant it in "
-                                        f"spec.gitops.project.clusterResources ({{group: {group!r}, kind: {kind}, name: {name}}}) "
-                                        "or give it metadata.namespace"))
+    for where, source, o in extras:
+        at = stack.written_at.get(where, ("", 1, 1))
+        m = o.get("metadata") or {}
+        kind, name, ns = str(o.get("kind", "")), str(m.get("name", "")), m.get("namespace")
+        group = split_api_version(str(o.get("apiVersion", "")))[0]
+        if ns:
+            used_ns.add(ns)
+            if ns not in namespaces | declared_ns:
+                problems.append(Problem(*at, where, f"{source}: {kind} {ns}/{name} is in namespace {ns!r}, which the stack does "
+                                        f"not declare: add it to spec.gitops.project.namespaces (the AppProject allows only those)"))
+        elif kind == "Namespace" and group == "" and name in namespaces | declared_ns:
+            used_ns.add(name)
+        elif (group, kind, name) in declared:
+            used.add((group, kind, name))
+        else:
+            problems.append(Problem(*at, where, f"{source}: {kind} {name} has no namespace, so it is cluster-scoped: grant it in "
+                                    f"spec.gitops.project.clusterResources ({{group: {group!r}, kind: {kind}, name: {name}}}) "
+                                    "or give it metadata.namespace"))
     for i, ns in enumerate(stack.gitops.namespaces):
         if ns not in used_ns:
             where = f"spec.gitops.project.namespaces[{i}]"

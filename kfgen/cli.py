@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from kfgen import __version__
+from kfgen.completion import add_completions
 from kfgen.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, KfgenError, MissingExtraError
 from kfgen.shipped import template_path
 
@@ -88,19 +89,23 @@ def init(directory: Path, name: str | None, repo_url: str) -> int:
 
     from kfgen.schema import schema_text
 
-    name = name or _dns_name(directory.resolve().name)
+    wanted = name or directory.resolve().name
+    name = _dns_name(wanted)  # metadata.name is a DNS label: "Acme ML" is written acme-ml
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     text = environment.from_string(template_path("stack.yaml.j2").read_text()).render(name=name, repo_url=repo_url, path="deploy")
     directory.mkdir(parents=True, exist_ok=True)
     for path, content in ((target, text), (schema_copy, schema_text())):
         with open(path, "x", encoding="utf-8") as handle:  # "x": fails on anything already there, a symlink included
             handle.write(content)
-    click.echo(f"wrote {target} and {schema_copy}; next: kfgen validate {target}")
+    renamed = f" (named {name!r}: a stack's name is a DNS label)" if name != wanted else ""
+    click.echo(f"wrote {target} and {schema_copy}{renamed}; next: kfgen validate {target}")
     return EXIT_OK
 
 
 def _dns_name(text: str) -> str:
-    cleaned = "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")[:63].strip("-")
+    """A DNS-1123 label from free text: lowercase ASCII letters and digits, runs of anything else one '-'."""
+    words = "".join(c if c.isascii() and c.isalnum() else " " for c in text.lower()).split()
+    cleaned = "-".join(words)[:63].strip("-")
     return cleaned or "ml-platform"
 
 
@@ -533,5 +538,7 @@ def schema(out: Path | None) -> int:
         click.echo(text, nl=False)
     return EXIT_OK
 
+
+add_completions(cli)  # environment, job and field names for shell completion (kfgen.completion)
 
 __all__ = ["main", "cli", "EXIT_FINDINGS"]

@@ -65,7 +65,7 @@ class Engine:
                 _RUNNING.discard(process)
         if process.returncode != 0:
             message = " ".join(line.strip() for line in stderr.strip().splitlines()[-3:]) or f"exit code {process.returncode}"
-            raise ToolError(f"kustomize build {folder} failed: {message}")
+            raise BuildError(folder, _kustomize_message(message))
         return stdout
 
     def build_each(self, folders: list[Path], consume: Callable[[int, str], None], meanwhile: Callable[[], None] | None = None) -> None:
@@ -96,6 +96,20 @@ class Engine:
             raise
         finally:
             pool.shutdown(wait=True)
+
+
+class BuildError(ToolError):
+    """`kustomize build` refused a folder: `detail` is kustomize's own message."""
+
+    def __init__(self, folder: Path, detail: str):
+        self.folder, self.detail = folder, detail
+        super().__init__(f"kustomize build {folder} failed: {detail}")
+
+
+def _kustomize_message(stderr: str) -> str:
+    """kustomize's error without kubectl's log prefix (`E1125 08:56:38.567704 5393 run.go:72] "command failed" err="..."`)."""
+    match = re.search(r'"command failed" err="(.*)"\s*$', stderr)
+    return match[1].replace('\\"', '"') if match else stderr.removeprefix("Error: ")
 
 
 _RUNNING: set[subprocess.Popen] = set()  # kustomize processes of this kfgen, for stopping them together

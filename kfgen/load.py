@@ -50,6 +50,7 @@ class Document:
     data: Any
     values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    numbers: dict[Path_, str] = field(default_factory=dict)  # the text of every number as written (1.30, read as 1.3)
 
     def position(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
         """Line and column (1-based) of `path`, or of its nearest written ancestor."""
@@ -62,6 +63,10 @@ class Document:
                 return (1, 1)
             path = path[:-1]
             key = False
+
+    def text_at(self, path: Path_) -> str | None:
+        """How a number at `path` was written, when it was one."""
+        return self.numbers.get(tuple(path))
 
     def problem(self, path: Path_, message: str, *, key: bool = False) -> Problem:
         line, col = self.position(path, key=key)
@@ -321,6 +326,8 @@ class _Converter:
         if tag == _TAG + "bool":
             return text.lower() == "true"
         try:
+            if tag in (_TAG + "int", _TAG + "float"):
+                self.doc.numbers[path] = text
             if tag == _TAG + "int":
                 return _parse_int(text)
             if tag == _TAG + "float":

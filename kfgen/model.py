@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from kfgen.mirror import Mirror
+
 REPLICA_TYPES = ("Chief", "Worker", "PS", "Evaluator")
 PERSONAL_ROLES = ("notebooks", "argo-server")  # identities people use interactively: never the default one
 
@@ -41,6 +43,7 @@ class Resources:
 class Patch:
     path: str  # relative to the stack file, as written
     target: Mapping[str, str] | None
+    written_at: tuple = ()  # its entry's path in the stack document (where a patch kustomize cannot apply is reported)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class Component:
     namespace: str
     replicas: int | None
     resources: Resources | None  # user's override, merged over the catalog's defaults
-    image_registry: str | None
+    mirror: Mirror  # where its own images are pulled from (its imageRegistry, else the stack's spec.images)
     extra_resources: tuple[str, ...]
     patches: tuple[Patch, ...]
     settings: Any = None  # the component package's own typed settings (kfgen.components.<name>)
@@ -174,6 +177,7 @@ class NotebookProfile:
     resources: Resources
     accelerator: str | None
     default: bool
+    max_age: int | None = None  # seconds a server may run (its pod's activeDeadlineSeconds)
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,7 @@ class AcceleratorProfile:
     image_variants: tuple[tuple[str, str], ...]  # (repository, tag suffix)
     mig_profiles: tuple[str, ...]
     tpu: Mapping[str, Any] | None
-    placement: Mapping[str, Placement]  # by scheme
+    placement: Mapping[str, Placement]  # by placement key (kfgen.accelerators.placement_key)
     source: str  # file it came from
 
 
@@ -239,6 +243,7 @@ class CloudProfile:
     artifacts: str | None
     placements: Mapping[str, Placement]  # this cloud's own placement per accelerator profile
     source: str
+    node_selection: str | None = None  # the default strategy of its environments (None: its scheme's)
 
 
 @dataclass(frozen=True)
@@ -256,11 +261,14 @@ class AcceleratorClass:
     image_variants: tuple[tuple[str, str], ...]
     mig: str | None
     topology: str | None
+    node_selection: str | None = None  # the strategy, when it is not the cloud's default (it names the Component)
 
     @property
     def slug(self) -> str:
         """Folder-safe, stable name of the Component that implements this class on a cloud."""
         parts = [self.name, self.profile.name]
+        if self.node_selection:
+            parts.append(self.node_selection)
         if self.count != 1:  # for TPUs: the chips per host, which the machine type decides
             parts.append(f"x{self.count}")
         if self.mig:

@@ -272,13 +272,3 @@ def secret_volume(name: str, secret: str, optional: bool = False) -> Obj:
     if optional:
         source["optional"] = True
     return {"name": name, "secret": source}
-
-
-def rewrite_image(image: str, registry: str | None) -> str:
-    """Pull `image` through a registry mirror: the upstream registry host is replaced by the mirror."""
-    if not registry:
-        return image
-    first, _, rest = image.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        image = rest
-    return f"{registry.rstrip('/')}/{image}"

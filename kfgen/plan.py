@@ -4,7 +4,9 @@
     components/<cloud>/           kind: Component per cloud used
     components/<cloud>-<class>/   kind: Component per accelerator class used
     envs/<env>/kustomization.yaml bases + the environment's overrides Component + cloud and accelerator Components
-    envs/<env>/overrides/         kind: Component: the exact difference of this environment (JSON 6902 patches)
+    envs/<env>/overrides/         kind: Component: the exact difference of this environment (JSON 6902 patches),
+                                  then the patches the environment adds (yours/<component>/)
+    envs/<env>/extra/<component>/ the extraResources only this environment adds (a kustomization of their own)
     argocd/                       Argo CD objects
     provenance.json               written by the render, last (kfgen.record): it lists the hydrated files too
 """
@@ -22,10 +24,12 @@ from kfgen.context import RenderContext
 from kfgen.envpatch import Identity, environment_overlay
 from kfgen.errors import InputError, Problem
 from kfgen.layout import assign_paths, object_path, split_api_version
-from kfgen.model import Environment, Stack, thawed
+from kfgen.mirror import Mirror, repository
+from kfgen.model import Environment, Patch, Stack, thawed
 from kfgen.objects import Obj
 from kfgen.profile_components import accelerator_component, cloud_component
-from kfgen.vocabulary import COMPONENT_LABEL, KUSTOMIZATION_API, KUSTOMIZE_COMPONENT_API, MANAGED_BY, PART_OF, SYNC_OPTIONS, WORKLOADS_BASE
+from kfgen.vocabulary import (COMPONENT_LABEL, KUSTOMIZATION_API, KUSTOMIZE_COMPONENT_API, MANAGED_BY, OWN_PATCHES, PART_OF, SYNC_OPTIONS,
+                              WORKLOADS_BASE)
 from kfgen.yamlio import dump, load_all
 
 Tree = dict[str, str]
@@ -63,12 +67,23 @@ def plan(stack: Stack) -> Tree:
     profile_components: dict[str, dict] = {}
     inventory: dict[str, Inventory] = {}
     matched = {w for w in stack.waivers if waiver_targets(w, bases) or waiver_targets(w, extras)}
+    granted = [(f"spec.components.{n}.extraResources[{i}]", source, o) for n, entries in sorted(extra_entries.items())
+               for i, source, o in entries]
     for env in stack.environments:
         env_ctx = RenderContext(stack.name, env.components, env.workloads, env, stack.waivers)
         env_bases = component_objects(env_ctx, env_components(env))
         matched |= {w for w in stack.waivers if waiver_targets(w, env_bases)}  # objects only this environment has
         names = [WORKLOADS_BASE, *env_components(env)]
-        overlay_files = _overrides(stack, {n: bases[n] for n in names}, env_bases)
+        own_entries = {n: entries for n in env_components(env) if (entries := _extra_entries(stack, n, env))}
+        own_extras = {n: [o for _, _, o in entries] for n, entries in own_entries.items()}
+        matched |= {w for w in stack.waivers if waiver_targets(w, own_extras)}
+        extra_bases = []
+        for name in sorted(own_extras):
+            tree.update(_env_extras(stack, env, name, own_extras[name]))
+            extra_bases.append(f"extra/{name}")
+            granted += [(f"spec.environments.{env.name}.overrides.components.{name}.extraResources[{i}]", source, o)
+                        for i, source, o in own_entries[name]]
+        overlay_files = _overrides(stack, {n: bases[n] for n in names}, env_bases, _own_patches(stack, env))
         tree.update({f"envs/{env.name}/overrides/{path}": text for path, text in overlay_files.items()})
         components = ["overrides"] if overlay_files else []
         env_profile_components = [m for m in [cloud_component(env.cloud), *(accelerator_component(env.cloud, k) for k in env.accelerators)] if m]
@@ -76,9 +91,10 @@ def plan(stack: Stack) -> Tree:
             if profile_components.setdefault(component.name, component.files) != component.files:
                 raise AssertionError(f"two different Components named {component.name}")  # a bug: names must say what differs
             components.append(f"../../components/{component.name}")
-        inventory[env.name] = _inventory(env_bases, {n: extras.get(n, []) for n in env_bases}, env_profile_components)
+        inventory[env.name] = _inventory(env_bases, {n: extras.get(n, []) + own_extras.get(n, []) for n in env_bases},
+                                         env_profile_components)
         kustomization = {"apiVersion": KUSTOMIZATION_API, "kind": "Kustomization",
-                         "resources": [f"../../base/{n}" for n in names]}
+                         "resources": [f"../../base/{n}" for n in names] + extra_bases}
         if components:
             kustomization["components"] = components
         tree[f"envs/{env.name}/kustomization.yaml"] = dump(kustomization)
@@ -86,7 +102,7 @@ def plan(stack: Stack) -> Tree:
     problems = [Problem(*w.written_at, "spec.waivers", f"the {w.policy} waiver names no rendered object "
                         f"({w.kind} {w.namespace + '/' if w.namespace else ''}{w.name})") for w in unmatched]
     declared = {c.namespace for c in stack.components.values() if c.enabled} | {stack.workloads.namespace}
-    problems += grant_problems(stack, {n: e for n, e in extra_entries.items() if e}, declared)
+    problems += grant_problems(stack, granted, declared)
     if problems:
         raise InputError(problems)
     for name, files in sorted(profile_components.items()):
@@ -136,18 +152,51 @@ def _extra_annotations(stack: Stack, extras: list[Obj]) -> list[Obj]:
     return patches
 
 
-def _extra_files(stack: Stack, name: str) -> list[tuple[int, str, str]]:
-    """(index of the extraResources entry, path as referenced, text) of a component's extraResources, folders expanded."""
+def _extra_files(stack: Stack, name: str, env: Environment | None = None) -> list[tuple[int, str, str]]:
+    """(index of the extraResources entry, path as referenced, text) of a component's extraResources,
+    folders expanded: the stack's, or with `env` the ones only that environment adds (indexes in its list)."""
     component = stack.components.get(name)
     if component is None:
         return []
-    return [(i, source, content.decode("utf-8")) for i, ref in enumerate(component.extra_resources)
+    refs = list(enumerate(component.extra_resources))
+    if env is not None:
+        refs = list(enumerate(r for r in env.components[name].extra_resources if r not in component.extra_resources))
+    return [(i, source, content.decode("utf-8")) for i, ref in refs
             for source, content in sorted(stack.files.items()) if source == ref or source.startswith(ref.rstrip("/") + "/")]
 
 
-def _extra_entries(stack: Stack, name: str) -> list[tuple[int, str, Obj]]:
+def _extra_entries(stack: Stack, name: str, env: Environment | None = None) -> list[tuple[int, str, Obj]]:
     """(index of the extraResources entry, file, object) of every object in a component's extraResources."""
-    return [(i, source, d) for i, source, text in _extra_files(stack, name) for d in load_all(text) if isinstance(d, dict)]
+    return [(i, source, d) for i, source, text in _extra_files(stack, name, env) for d in load_all(text) if isinstance(d, dict)]
+
+
+def _env_extras(stack: Stack, env: Environment, name: str, objects: list[Obj]) -> Tree:
+    """envs/<env>/extra/<component>/: the extraResources only this environment adds, as a kustomization of
+    their own (your files as they are, labelled like the component's base)."""
+    files: Tree = {}
+    for _, source, text in _extra_files(stack, name, env):
+        files[safe_path(source)] = text
+    kustomization: Obj = {"apiVersion": KUSTOMIZATION_API, "kind": "Kustomization",
+                          "labels": [{"includeSelectors": False, "pairs": common_labels(stack, name)}], "resources": sorted(files)}
+    patches = []
+    for i, patch in enumerate(_extra_annotations(stack, objects), 1):
+        files[f"annotations-{i}.yaml"] = dump(patch)
+        patches.append({"path": f"annotations-{i}.yaml"})
+    if patches:
+        kustomization["patches"] = patches
+    if mirrored := mirrored_images(env.components[name].mirror, objects, []):
+        kustomization["images"] = mirrored
+    files["kustomization.yaml"] = dump(kustomization)
+    return {f"envs/{env.name}/extra/{name}/{path}": text for path, text in files.items()}
+
+
+def _own_patches(stack: Stack, env: Environment) -> list[tuple[str, Patch]]:
+    """(component, patch) of the patches only this environment adds, in the stack's order."""
+    own = []
+    for name in env_components(env):
+        written = [(p.path, p.target) for p in stack.components[name].patches]
+        own += [(name, p) for p in env.components[name].patches if (p.path, p.target) not in written]
+    return own
 
 
 def _base(stack: Stack, name: str, objects: list[Obj], extras: list[Obj]) -> Tree:
@@ -159,12 +208,12 @@ def _base(stack: Stack, name: str, objects: list[Obj], extras: list[Obj]) -> Tre
     component = stack.components.get(name)
     patches = []
     for _, source, text in _extra_files(stack, name):
-        path = f"extra/{_safe(source)}"
+        path = f"extra/{safe_path(source)}"
         files[path] = text
         resources.append(path)
     if component is not None:
         for patch in component.patches:
-            path = f"patches/{_safe(patch.path)}"
+            path = f"patches/{safe_path(patch.path)}"
             files[path] = stack.files[patch.path].decode("utf-8")
             entry: Obj = {"path": path}
             if patch.target:
@@ -181,18 +230,54 @@ def _base(stack: Stack, name: str, objects: list[Obj], extras: list[Obj]) -> Tre
     }
     if patches:
         kustomization["patches"] = patches
+    if component is not None and (mirrored := mirrored_images(component.mirror, extras, [stack.files[p.path] for p in component.patches])):
+        kustomization["images"] = mirrored
     files["kustomization.yaml"] = dump(kustomization)
     return {f"base/{name}/{path}": text for path, text in files.items()}
 
 
-def _safe(ref: str) -> str:
+def mirrored_images(mirror: Mirror, objects: list[Obj], patch_files: list[bytes]) -> list[Obj]:
+    """kustomize `images` entries that send the images of your own manifests and patches through the
+    mirror (kfgen copies your files as they are; kustomize rewrites their container images)."""
+    if not mirror.active:
+        return []
+    found: set[str] = set()
+    for value in [*objects, *(d for raw in patch_files for d in load_all(raw.decode("utf-8")))]:
+        found.update(_image_fields(value))
+    entries = {}
+    for image in sorted(found):
+        name, new_name = repository(image), repository(mirror.rewrite(image))
+        if new_name != name:
+            entries[name] = {"name": name, "newName": new_name}
+    return [entries[n] for n in sorted(entries)]
+
+
+def _image_fields(value: object) -> set[str]:
+    """Every `image: <string>` in a manifest or patch (JSON 6902 operations included)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if isinstance(value.get("path"), str) and value["path"].endswith("/image") and isinstance(value.get("value"), str):
+            found.add(value["value"])
+        for key, child in value.items():
+            if key == "image" and isinstance(child, str):
+                found.add(child)
+            else:
+                found |= _image_fields(child)
+    elif isinstance(value, list):
+        for child in value:
+            found |= _image_fields(child)
+    return found
+
+
+def safe_path(ref: str) -> str:
     """A referenced path as a relative path inside the output (no '..', no leading '/')."""
     parts = [("__" if p == ".." else p) for p in PurePosixPath(ref).parts if p not in ("/", ".")]
     return "/".join(parts)
 
 
-def _overrides(stack: Stack, base: dict[str, list[Obj]], env: dict[str, list[Obj]]) -> Tree:
-    """The environment's overrides Component (empty tree when the environment changes nothing)."""
+def _overrides(stack: Stack, base: dict[str, list[Obj]], env: dict[str, list[Obj]], own: list[tuple[str, Patch]]) -> Tree:
+    """The environment's overrides Component (empty tree when the environment changes nothing): the
+    difference of its objects, then the patches it adds (each kept to its component's objects)."""
     overlay = environment_overlay(base, env)
     files: Tree = {}
     patches, resources = [], []
@@ -212,6 +297,16 @@ def _overrides(stack: Stack, base: dict[str, list[Obj]], env: dict[str, list[Obj
         path = f"resources/{object_path(o)}"
         files[path] = dump(o)
         resources.append(path)
+    for name, patch in own:
+        path = f"{OWN_PATCHES}{name}/{safe_path(patch.path)}"
+        files[path] = stack.files[patch.path].decode("utf-8")
+        entry: Obj = {"path": path}
+        if patch.target:
+            target = thawed(patch.target)
+            selector = f"{COMPONENT_LABEL}={name}"  # a Component sees every base: keep the patch to its component's objects
+            target["labelSelector"] = f"{target['labelSelector']},{selector}" if target.get("labelSelector") else selector
+            entry["target"] = target
+        patches.append(entry)
     if not files:
         return {}
     component: Obj = {"apiVersion": KUSTOMIZE_COMPONENT_API, "kind": "Component"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from functools import cache
 
+from kfgen.accelerators import default_strategy, placement_key
 from kfgen.errors import Problem
 from kfgen.jsonschemas import Schema
 from kfgen.load import Document
@@ -23,8 +24,12 @@ def _validator(kind: str) -> Schema:
 def profile_problems(doc: Document, kind: str) -> list[Problem]:
     """Schema problems of one profile file, located in that file."""
     problems: list[Problem] = []
+    renamed = kind == "accelerators" and isinstance(doc.data, dict) and "onprem" in (doc.data.get("placement") or {})
     for error in _validator(kind).iter_errors(doc.data):
-        problems.extend(explain_error(doc, error))
+        problems.extend(p for p in explain_error(doc, error) if not (renamed and p.path == "placement.onprem"))
+    if renamed:
+        problems.append(doc.problem(("placement", "onprem"), "the `onprem` placement is now `feature-discovery` (the labels of NVIDIA's "
+                                                             "GPU feature discovery, on any cluster that runs it): rename the key", key=True))
     return problems
 
 
@@ -73,6 +78,7 @@ def cloud_profile(doc: Document) -> CloudProfile:
         artifacts=d.get("artifacts"),
         placements=frozen({name: _placement(p) for name, p in (d.get("accelerators") or {}).items()}),
         source=doc.file,
+        node_selection=d.get("nodeSelection"),
     )
 
 
@@ -84,13 +90,13 @@ def profile_index(docs: dict[str, list[Document]]) -> tuple[dict[str, CloudProfi
 
 
 def support_matrix(clouds: dict[str, CloudProfile], accelerators: dict[str, AcceleratorProfile]) -> str:
-    """A markdown table: accelerator profiles by cloud, with what each pod gets."""
+    """A markdown table: accelerator profiles by cloud (with its default node selection), with what each pod gets."""
     names = list(clouds)
     lines = ["| accelerator | resource | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for accelerator in accelerators.values():
         cells = []
         for cloud in clouds.values():
-            placement = cloud.placements.get(accelerator.name) or accelerator.placement.get(cloud.scheme)
+            placement = cloud.placements.get(accelerator.name) or accelerator.placement.get(placement_key(default_strategy(cloud), cloud))
             if placement is None:
                 cells.append("-")
             elif accelerator.tpu:

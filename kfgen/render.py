@@ -17,8 +17,9 @@ from typing import Callable
 
 from kfgen.digests import FileDigests, scan
 from kfgen.errors import EXIT_FINDINGS, KfgenError
+from kfgen.build_failure import explain_build_failure
 from kfgen.hydrate import hydrate, hydration_keys
-from kfgen.kustomize import Engine, find_engine
+from kfgen.kustomize import BuildError, Engine, find_engine
 from kfgen.lint import Violation
 from kfgen.model import Stack
 from kfgen.record import PreviousTree, record_text
@@ -52,7 +53,7 @@ class RenderResult:
 
 def load_stack(stack_path: Path, display: str | None = None, allow_outside: bool = False) -> Stack:
     """The validated stack (InputError with every problem otherwise), exactly as render validates it."""
-    return validate(read_sources(stack_path, display, allow_outside))[0]
+    return validate(read_sources(stack_path, display, allow_outside, collect=True))[0]
 
 
 def default_out(stack_path: Path, stack: Stack) -> Path:
@@ -67,7 +68,7 @@ def render(stack_path: Path, out: Path | None = None, *, display: str | None = N
     repository root, for a stack copied out of its repository (see read_sources). `reuse`: keep what the
     previous render in `out` proves unchanged (off: every file written, every environment built)."""
     timer = Timer()
-    sources = timer.run("load", read_sources, stack_path, display, allow_outside, repo)
+    sources = timer.run("load", lambda: read_sources(stack_path, display, allow_outside, repo, collect=True))
     stack, tree = timer.run("validate", validate, sources)  # validation includes the (pure) plan
     out = out or default_out(stack_path, stack)
     engine = timer.run("engine", find_engine, kustomize)
@@ -93,8 +94,11 @@ def _write(out: Path, sources: Sources, stack: Stack, tree: dict[str, str], engi
             timer.run("write", lambda: [output.put(path, text) for path, text in tree.items()])
             envs = [env.name for env in stack.environments]
             keys = hydration_keys(tree, envs, engine.identity, stack.kubernetes_version)
-            hydrated = timer.run("hydrate", hydrate, engine, envs, keys, output, stack.kubernetes_version, lambda built: staging,
-                                 previous, progress)
+            try:
+                hydrated = timer.run("hydrate", hydrate, engine, envs, keys, output, stack.kubernetes_version, lambda built: staging,
+                                     previous, progress)
+            except BuildError as failure:  # a patch of yours kustomize cannot apply is bad input, at its entry in the stack
+                raise explain_build_failure(failure, stack, tree, engine, sources.doc, staging) from None
             result.objects, result.reused = hydrated.objects, hydrated.reused
             if hydrated.violations:
                 raise LintFailed(hydrated.violations)

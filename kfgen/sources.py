@@ -16,6 +16,8 @@ from typing import Callable
 
 from kfgen.errors import InputError, Problem
 from kfgen.load import MAX_BYTES, Document, load_bytes, load_documents, read_input
+from kfgen.profiles import profile_problems
+from kfgen.schema import checked_document
 from kfgen.shipped import shipped_dir
 
 PROFILE_KINDS = ("clouds", "accelerators")
@@ -34,6 +36,9 @@ class Sources:
     stack_bytes: bytes
     files: dict[str, bytes] = field(default_factory=dict)  # relative path (as written, expanded) -> bytes
     profiles: dict[str, list[Document]] = field(default_factory=dict)  # clouds/accelerators -> docs, built-ins first
+    broken_profiles: set[str] = field(default_factory=set)  # names of the user's profiles that have problems (left out of `profiles`)
+    problems: list[Problem] = field(default_factory=list)  # what read_sources(collect=True) found: validation reports them too
+    schema_spots: list[str] = field(default_factory=list)  # paths of the schema's problems: the rules do not report them again
     inputs: list[Path] = field(default_factory=list)  # the stack file, every file and folder it references, the .git (resolved)
     repo: Path | None = None  # the repository root (resolved): references stay inside it; Argo CD paths start at it
 
@@ -63,40 +68,38 @@ def repo_root(start: Path) -> Path:
     return start
 
 
-def read_sources(stack_path: Path, display: str | None = None, allow_outside: bool = False, repo: Path | None = None,
-                 schema_checked: bool = True) -> Sources:
-    """Load and schema-check the stack, then read what it references. Raises InputError with every problem.
+def read_sources(stack_path: Path, display: str | None = None, allow_outside: bool = False, repo: Path | None = None, *,
+                 collect: bool = False, schema_checked: bool = True) -> Sources:
+    """Load and schema-check the stack, then read what it references. Raises InputError with every
+    problem; with `collect`, keeps going as far as it can and leaves them in `problems` (for
+    kfgen.validate, which adds the cross-field rules' problems: every problem of a stack at once).
     `repo` is the repository root when the stack is a copy outside its repository (kfgen diff's base).
     Without `schema_checked`, a stack not known to be valid may fail with any error (kfgen check's proof)."""
     display = display or str(stack_path)
     raw = read_input(stack_path, display)
     doc = load_bytes(raw, display)
-    problems = []
-    if schema_checked:
-        from kfgen.schema import schema_problems  # imported here: kfgen check's proof reads sources without it
-
-        problems = schema_problems(doc)
-    if problems:
+    problems, data = checked_document(doc) if schema_checked else ([], doc.data)
+    if problems and (data is None or not collect):
         raise InputError(problems)
+    doc = Document(doc.file, data, doc.values, doc.keys, doc.numbers)  # wrong values left out, positions kept
     sources = Sources(stack_path.resolve(), display, doc, raw)
+    sources.schema_spots = [p.path for p in problems]
     root = repo.resolve() if repo else repo_root(sources.stack_dir)
     sources.repo = root
     sources.inputs += [sources.stack_path, root / ".git"]
     spec = doc.data.get("spec", {})
-    for name, component in sorted((spec.get("components") or {}).items()):
-        base = ("spec", "components", name)
-        for i, ref in enumerate(component.get("extraResources") or []):
-            problems += _read_manifests(sources, root, allow_outside, ref, base + ("extraResources", i), check=manifest_problems)
-        for i, patch in enumerate(component.get("patches") or []):
-            problems += _read_manifests(sources, root, allow_outside, patch["path"], base + ("patches", i, "path"), folder_ok=False,
-                                        check=patch_problems)
+    entries: list[tuple[tuple, dict]] = [(("spec", "components", name), component)
+                                         for name, component in sorted((spec.get("components") or {}).items())]
     for env_name, env in sorted((spec.get("environments") or {}).items()):
         overrides = (env.get("overrides") or {}).get("components") or {}
         for name, component in sorted(overrides.items()):
-            for key in ("extraResources", "patches", "namespace", "install"):
-                if key in component:
-                    problems.append(doc.problem(("spec", "environments", env_name, "overrides", "components", name, key),
-                                                f"{key} cannot be overridden per environment; set it in spec.components.{name}", key=True))
+            entries.append((("spec", "environments", env_name, "overrides", "components", name), component))
+    for base, component in entries:  # the stack's extras and patches, then each environment's own
+        for i, ref in enumerate((component or {}).get("extraResources") or []):
+            problems += _read_manifests(sources, root, allow_outside, ref, base + ("extraResources", i), check=manifest_problems)
+        for i, patch in enumerate((component or {}).get("patches") or []):
+            problems += _read_manifests(sources, root, allow_outside, patch["path"], base + ("patches", i, "path"), folder_ok=False,
+                                        check=patch_problems)
     profile_folders = []
     for i, ref in enumerate(spec.get("profiles") or []):
         folder, problem = _resolve(sources, root, allow_outside, ref, ("spec", "profiles", i))
@@ -106,10 +109,12 @@ def read_sources(stack_path: Path, display: str | None = None, allow_outside: bo
             problems.append(doc.problem(("spec", "profiles", i), f"profile folder {ref!r} not found (relative to the stack file)"))
         else:
             profile_folders.append((ref, folder))
-    sources.profiles, profile_problems = read_profiles(profile_folders, sources.files, None if allow_outside else root.resolve())
+    sources.profiles, profile_problems, sources.broken_profiles = read_profiles(profile_folders, sources.files,
+                                                                                None if allow_outside else root.resolve())
     problems += profile_problems
-    if problems:
+    if problems and not collect:
         raise InputError(problems)
+    sources.problems = problems
     return sources
 
 
@@ -221,10 +226,12 @@ def normalized(ref: str) -> str:
 
 
 def read_profiles(user_folders: list[tuple[str, Path]], files: dict[str, bytes],
-                  inside: Path | None = None) -> tuple[dict[str, list[Document]], list[Problem]]:
-    """Built-in profiles, then the user's (profile files must stay under `inside`, when given)."""
+                  inside: Path | None = None) -> tuple[dict[str, list[Document]], list[Problem], set[str]]:
+    """Built-in profiles, then the user's (profile files must stay under `inside`, when given); and
+    the names of the user's profiles left out for their problems."""
     found: dict[str, list[Document]] = {kind: [] for kind in PROFILE_KINDS}
     problems: list[Problem] = []
+    broken: set[str] = set()
     shipped = shipped_dir("overlays")
     for kind in PROFILE_KINDS:
         for file in sorted((shipped / kind).glob("*.yaml")):
@@ -242,9 +249,13 @@ def read_profiles(user_folders: list[tuple[str, Path]], files: dict[str, bytes],
                     doc = load_bytes(files[display], display)
                 except InputError as exc:
                     problems.extend(p for p in exc.problems if isinstance(p, Problem))
+                    broken.add(file.stem)  # its name, most likely: environments using it are not reported again
                     continue
-                from kfgen.profiles import profile_problems
-
-                problems.extend(profile_problems(doc, kind))
+                own = profile_problems(doc, kind)
+                if own:
+                    problems.extend(own)
+                    if isinstance(doc.data, dict) and isinstance(doc.data.get("name"), str):
+                        broken.add(doc.data["name"])
+                    continue
                 found[kind].append(doc)
-    return found, problems
+    return found, problems, broken

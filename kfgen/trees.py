@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from kfgen.build_failure import explain_build_failure
 from kfgen.envpatch import Identity, identity
 from kfgen.hydrate import Previous, hydrate, hydration_keys
-from kfgen.kustomize import find_engine
+from kfgen.kustomize import BuildError, find_engine
 from kfgen.model import Stack
 from kfgen.objects import Obj
 from kfgen.record import digest, record_text
@@ -153,7 +154,7 @@ def render_in_memory(stack_path: Path, previous_for: Callable[[Stack], Previous 
     the previous render (`previous_for(stack)`) has are taken from it."""
     from kfgen.render import LintFailed
 
-    sources = read_sources(stack_path, display, allow_outside, repo)
+    sources = read_sources(stack_path, display, allow_outside, repo, collect=True)
     stack, planned = validate(sources)
     previous = previous_for(stack) if previous_for else None
     engine = find_engine(kustomize)
@@ -173,7 +174,10 @@ def render_in_memory(stack_path: Path, previous_for: Callable[[Stack], Previous 
                     target.write_text(text, encoding="utf-8", newline="\n")
             return Path(tmp)
 
-        hydrated = hydrate(engine, envs, keys, output, stack.kubernetes_version, folder_of, previous)
+        try:
+            hydrated = hydrate(engine, envs, keys, output, stack.kubernetes_version, folder_of, previous)
+        except BuildError as failure:  # as render: a patch kustomize cannot apply, named at its entry in the stack
+            raise explain_build_failure(failure, stack, planned, engine, sources.doc, Path(tmp)) from None
     if hydrated.violations:
         raise LintFailed(hydrated.violations)
     hydration = {env: keys[env] for env in envs if env in keys}

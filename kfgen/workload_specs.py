@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import difflib
 import re
+import zoneinfo
+from functools import cache
 from typing import Any, Callable
 
+from kfgen.components.argo_workflows.pipelines import parameter_variable
 from kfgen.images import unpinned
+from kfgen.mirror import Mirror
 from kfgen.model import (
     Autoscaling,
     ModelVersion,
@@ -50,20 +54,32 @@ def image_problem(image: str) -> str | None:
 
 
 def merged(base: Any, override: Any) -> Any:
-    """Mappings merge key by key; anything else in the override replaces the base."""
+    """Mappings merge key by key; anything else in the override replaces the base; null in the
+    override unsets the key (the schema allows it only where a field is optional)."""
     if isinstance(base, dict) and isinstance(override, dict):
         out = dict(base)
         for key, value in override.items():
-            out[key] = merged(base.get(key), value) if key in base else value
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = merged(base.get(key), value) if key in base else without_nulls(value)
         return out
-    return override
+    return without_nulls(override)
+
+
+def without_nulls(value: Any) -> Any:
+    """The data with every null-valued key left out (null means unset, as if it were not written)."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    return value
 
 
 class WorkloadBuilder:
     """Builds Workloads; `fail(path, message, key=False)` records a problem at a document path."""
 
-    def __init__(self, fail: Fail):
+    def __init__(self, fail: Fail, mirror: Mirror | None = None):
         self.fail = fail
+        self.mirror = mirror or Mirror()
 
     def user_resources(self, data: dict, path: tuple) -> Resources:
         """Resources exactly as written (canonical quantities); defaults are merged by the catalog."""
@@ -103,9 +119,10 @@ class WorkloadBuilder:
         return Workloads(data.get("namespace", "ml"), training, serving, pipelines, notebooks)
 
     def pinned(self, image: str | None, path: tuple) -> str:
+        """The image as the cluster pulls it (through the stack's mirror), after checking it is pinned."""
         if image and (problem := image_problem(image)):
             self.fail(path, problem)
-        return image or ""
+        return self.mirror.rewrite(image) if image else ""
 
     def training_job(self, name: str, d: dict, where: Where) -> TrainingJob:
         path = ("workloads", "training", name)
@@ -163,8 +180,9 @@ class WorkloadBuilder:
     def model_versions(self, d: dict, path: tuple) -> tuple[ModelVersion, ...]:
         """The versions of a model; those taking traffic add up to 100, at most one is a shadow."""
         written = d.get("versions") or {}
+        model_image = self.mirror.rewrite(d["image"]) if d.get("image") else None  # checked (pinned) with the model
         versions = tuple(ModelVersion(name, v.get("modelUri", d.get("modelUri")),
-                                      self.pinned(v["image"], path + (name, "image")) if "image" in v else d.get("image"),
+                                      self.pinned(v["image"], path + (name, "image")) if "image" in v else model_image,
                                       v.get("replicas", d.get("replicas", 1)), 0 if v.get("shadow") else v.get("traffic", 0),
                                       bool(v.get("shadow", False)))
                          for name, v in sorted(written.items()))
@@ -208,9 +226,23 @@ class WorkloadBuilder:
             ))
         ordered = _topological(steps)
         if ordered is None:
-            self.fail(where(path + ("steps",)), "the steps' inputs form a cycle", key=True)
+            cycle = _cycle(steps)
+            self.fail(where(path + ("steps",)), f"the steps' inputs form a cycle: {' -> '.join(cycle)} (each reads the one before); "
+                                                f"remove {cycle[0]!r} from the inputs of {cycle[1]!r}, or another input of the cycle", key=True)
             ordered = steps
-        return Pipeline(name=name, enabled=d.get("enabled", True), schedule=d.get("schedule"), timezone=d.get("timezone", "UTC"),
+        timezone = d.get("timezone", "UTC")
+        if timezone not in time_zones() and time_zones():
+            hint = difflib.get_close_matches(timezone, sorted(time_zones()), n=1, cutoff=0.6)
+            self.fail(where(path + ("timezone",)), f"{timezone!r} is not an IANA time zone" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                      + "; Argo's CronWorkflow needs one, e.g. Europe/Berlin, America/New_York or UTC")
+        variables: dict[str, str] = {}
+        for parameter in sorted(d.get("parameters") or {}):
+            variable = parameter_variable(parameter)
+            if variable in variables:
+                self.fail(where(path + ("parameters", parameter)), f"parameters {variables[variable]!r} and {parameter!r} would both be "
+                                                                   f"{variable} in the steps' environment; rename one", key=True)
+            variables.setdefault(variable, parameter)
+        return Pipeline(name=name, enabled=d.get("enabled", True), schedule=d.get("schedule"), timezone=timezone,
                         parameters=tuple(sorted((k, _scalar(v)) for k, v in (d.get("parameters") or {}).items())),
                         steps=tuple(ordered))
 
@@ -220,7 +252,7 @@ class WorkloadBuilder:
             name=name, enabled=d.get("enabled", True), display_name=d.get("displayName", name),
             description=d.get("description", ""), image=self.pinned(d.get("image"), where(path + ("image",))),
             resources=self.resources(d.get("resources"), "notebook", where(path + ("resources",))),
-            accelerator=d.get("accelerator"), default=d.get("default", False),
+            accelerator=d.get("accelerator"), default=d.get("default", False), max_age=d.get("maxAge"),
         )
 
     # --- environments ------------------------------------------------------------------------
@@ -234,6 +266,29 @@ def _scalar(value: Any) -> str:
 
 def _env(data: dict | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, _scalar(v)) for k, v in (data or {}).items()))
+
+
+@cache
+def time_zones() -> frozenset[str]:
+    """The IANA time zone names this machine knows (empty when it has no tz database: then none is checked)."""
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _cycle(steps: list[Step]) -> list[str]:
+    """One cycle of the steps' inputs, as step names from an input to the step that reads it, back to the first."""
+    inputs = {s.name: sorted(s.inputs) for s in steps}
+    for start in sorted(inputs):
+        path, seen = [start], {start}
+        while True:  # follow the first input that is a step; a cycle shows up within len(steps) moves
+            following = next((i for i in inputs[path[-1]] if i in inputs), None)
+            if following is None:
+                break
+            if following in seen:
+                cycle = path[path.index(following):]
+                return list(reversed(cycle)) + [cycle[-1]]
+            path.append(following)
+            seen.add(following)
+    return sorted(inputs)
 
 
 def _topological(steps: list[Step]) -> list[Step] | None:

@@ -248,6 +248,22 @@ class TreeOutput:
         return name
 
 
+def write_tree(root: Path, files: dict[str, str]) -> None:
+    """Write files under `root`, a fresh folder kfgen made (so it holds no symlinks), refusing any
+    path that would leave it."""
+    made: set[Path] = set()
+    for relative, text in files.items():
+        parts = Path(relative).parts
+        if not parts or ".." in parts or Path(relative).is_absolute():
+            raise InputError(f"refusing to write {relative!r}: outside the output folder")
+        target = root / relative
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
+        with open(target, "x", encoding="utf-8", newline="\n") as handle:  # "x": never follow or reuse a file
+            handle.write(text)
+
+
 def exchange_in(staging: Path, out: Path) -> Path | None:
     """Make `staging` the new `out` in one step; returns where the previous tree now is (to remove)."""
     (staging / STAGING_MARK).unlink()

@@ -110,3 +110,15 @@ def committed_example(repo: Path, folder: str, kfgen) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "platform")
     return stack
+
+
+def kind_environment(name: str, settings: str = "") -> str:
+    """Stack text of one more environment of the example on kind, with CPUs only (as the example's dev),
+    indented to go under spec.environments; `settings` are extra lines of it, e.g. `sync: {...}`."""
+    extra = "".join(f"      {line}\n" for line in settings.splitlines())
+    return (f"    {name}:\n      cloud: kind\n{extra}"
+            '      artifacts: {bucket: ml-artifacts, endpoint: "minio.minio.svc:9000", insecure: true, credentialsSecret: minio-credentials}\n'
+            "      overrides:\n        workloads:\n          training: {iris: {accelerator: null}}\n"
+            '          serving: {iris: {accelerator: null, modelUri: "s3://ml-models/iris", credentialsSecret: minio-credentials}}\n'
+            "          pipelines: {iris-classic: {schedule: null, steps: {train: {accelerator: null}}}}\n"
+            "          notebooks: {tensorflow-gpu: {enabled: false}}\n")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from kfgen.context import RenderContext
 from kfgen.errors import InputError
-from kfgen.load import load_bytes
+from kfgen.load import Document, load_bytes
 from kfgen.model import Stack
 from kfgen.objects import Obj
 from kfgen.plan import Tree
-from kfgen.schema import schema_problems
-from kfgen.sources import Sources, read_profiles
+from kfgen.schema import checked_document
+from kfgen.sources import Sources, normalized, read_profiles
 from kfgen.validate import validate
 
 MINIMAL = """\
@@ -28,23 +28,24 @@ spec:
 """
 
 
-def sources_of(text: str, display: str = "stack.yaml") -> Sources:
-    """The Sources of a stack that references no other file (InputError as read_sources raises it)."""
+def sources_of(text: str, display: str = "stack.yaml", files: dict[str, str] | None = None) -> Sources:
+    """The Sources of a stack as read_sources(collect=True) makes them; `files`: the text of the files
+    it references, by the path written in the stack (read_sources would read them from disk)."""
     raw = text.encode()
     doc = load_bytes(raw, display)
-    problems = schema_problems(doc)
-    if problems:
+    problems, data = checked_document(doc)
+    if data is None:
         raise InputError(problems)
-    sources = Sources(Path("/in-memory") / display, display, doc, raw)
-    sources.profiles, problems = read_profiles([], {})
-    if problems:
-        raise InputError(problems)
+    sources = Sources(Path("/in-memory") / display, display, Document(doc.file, data, doc.values, doc.keys, doc.numbers), raw)
+    sources.problems, sources.schema_spots = problems, [p.path for p in problems]
+    sources.files = {normalized(path): content.encode() for path, content in (files or {}).items()}
+    sources.profiles = read_profiles([], {})[0]
     return sources
 
 
-def plan_of(text: str) -> tuple[Stack, Tree]:
+def plan_of(text: str, files: dict[str, str] | None = None) -> tuple[Stack, Tree]:
     """The validated stack and its planned tree, exactly as `kfgen render` makes them before writing."""
-    return validate(sources_of(text))
+    return validate(sources_of(text, files=files))
 
 
 def minimal_stack(components: dict[str, dict] | None = None) -> str:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import copy
 import functools
-import re
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass

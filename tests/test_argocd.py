@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import SHARED
+
 from kfgen.errors import InputError
 from kfgen.lint import crd_validators, read_crds
 from kfgen.sources import read_sources

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import EXAMPLES, SHARED, copy_stack, edit
+
 from kfgen.lint import lint_objects
 from kfgen.yamlio import load_all
 

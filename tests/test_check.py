@@ -5,23 +5,12 @@ revision it names."""
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT, edit, git, kind_environment
+from conftest import committed_example as platform
 
-from conftest import ROOT, committed_example as platform, edit, git
 from kfgen.yamlio import load_all
 
-
-EDGE = """\
-    edge:
-      cloud: kind
-      clusters: [edge-eu-1, edge-eu-2, edge-us-1]
-      artifacts: {bucket: ml-artifacts, endpoint: "minio.minio.svc:9000", insecure: true, credentialsSecret: minio-credentials}
-      overrides:
-        workloads:
-          training: {iris: {accelerator: null}}
-          serving: {iris: {accelerator: null, modelUri: "s3://ml-models/iris", credentialsSecret: minio-credentials}}
-          pipelines: {iris-classic: {schedule: null, steps: {train: {accelerator: null}}}}
-          notebooks: {tensorflow-gpu: {enabled: false}}
-"""
+EDGE = kind_environment("edge", "clusters: [edge-eu-1, edge-eu-2, edge-us-1]")
 
 
 @pytest.mark.parametrize("folder", ["", "stacks/acme"])

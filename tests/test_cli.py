@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import ROOT
+
 from kfgen.profiles import profile_index, support_matrix
 from kfgen.sources import read_profiles
 
@@ -129,3 +129,29 @@ def test_readme_shows_the_components_and_their_deviations(kfgen):
     block = (ROOT / "README.md").read_text().split("<!-- components -->\n")[1].split("<!-- /components -->")[0]
     assert block == run.out
     assert kfgen("components").out.splitlines()[2].startswith("| Argo Workflows | `argo-workflows` | v3.6.19 |")
+
+
+@pytest.mark.kustomize
+def test_a_mirrored_stack_lists_only_mirror_references(kfgen, example):
+    (example.parent / "exporter.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: exporter, namespace: kubeflow}\nspec:\n  selector: {matchLabels: {app: x}}\n"
+        "  template:\n    metadata: {labels: {app: x}}\n    spec:\n      securityContext: {runAsNonRoot: true}\n      containers:\n"
+        "      - name: x\n        image: prom/statsd-exporter:v0.27.1\n        resources: {limits: {cpu: 100m, memory: 64Mi}, requests: {cpu: 100m, memory: 64Mi}}\n")
+    text = example.read_text().replace("      namespace: kubeflow\n", "      namespace: kubeflow\n      extraResources: [exporter.yaml]\n")
+    text = text.replace("  components:\n", "  images:\n    mirror: registry.acme.example/mirror\n    rewrites:\n"
+                        "      docker.io: registry.acme.example/dockerhub\n      quay.io: registry.acme.example/quay\n  components:\n", 1)
+    example.write_text(text)
+    run = kfgen("images", example)
+    assert run.code == 0, run.err
+    images = [line.split("\t")[1] for line in run.out.splitlines()]
+    assert {line.split("\t")[0] for line in run.out.splitlines()} == {"dev", "prod"}
+    assert [i for i in images if not i.startswith("registry.acme.example/")] == []
+    for expected in ("registry.acme.example/dockerhub/prom/statsd-exporter:v0.27.1",  # your own manifest, through kustomize's images
+                     "registry.acme.example/quay/argoproj/argoexec:v3.6.19",  # Argo's executor
+                     "registry.acme.example/dockerhub/seldonio/seldon-core-executor:1.17.1",  # what Seldon starts
+                     "registry.acme.example/dockerhub/tensorflow/serving:2.21.0",  # Seldon's TF Serving (CPU in dev)
+                     "registry.acme.example/dockerhub/tensorflow/serving:2.21.0-gpu",  # its GPU variant, named in prod's model
+                     "registry.acme.example/quay/jupyter/tensorflow-notebook:cuda-2024-10-07",  # a notebook image
+                     "registry.acme.example/mirror/ghcr.io/acme/iris-trainer:0.1.0-gpu",  # a workload, with its accelerator variant
+                     "registry.acme.example/mirror/registry.k8s.io/ingress-nginx/kube-webhook-certgen:v1.4.4"):
+        assert expected in images, expected

@@ -7,23 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import committed_example, edit, git, kind_environment
 
-from conftest import committed_example, edit, git
 from kfgen.diff import diff
 from kfgen.report import as_markdown
 
-STAGING = """\
-    staging:
-      cloud: kind
-      sync: {automated: true}
-      artifacts: {bucket: ml-artifacts, endpoint: "minio.minio.svc:9000", insecure: true, credentialsSecret: minio-credentials}
-      overrides:
-        workloads:
-          training: {iris: {accelerator: null}}
-          serving: {iris: {accelerator: null, modelUri: "s3://ml-models/iris", credentialsSecret: minio-credentials}}
-          pipelines: {iris-classic: {schedule: null, steps: {train: {accelerator: null}}}}
-          notebooks: {tensorflow-gpu: {enabled: false}}
-"""
+STAGING = kind_environment("staging", "sync: {automated: true}")
 
 
 @pytest.fixture

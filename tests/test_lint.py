@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import EXAMPLES, SHARED, copy_stack, edit
+
 from kfgen.render import render
 from kfgen.yamlio import dump, load_all
 

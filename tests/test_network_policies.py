@@ -14,11 +14,10 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
-
 from conftest import copy_stack
+
 from kfgen.render import render
 from kfgen.rendered import rendered_objects
-
 
 # The labels KubeSpawner 7.0 itself puts on a notebook pod (spawner.py: common_labels app=jupyterhub, heritage=jupyterhub;
 # component_label singleuser-server as `component` and `app.kubernetes.io/component`); the hub config adds its extra_labels.

@@ -9,11 +9,11 @@ import copy
 import os
 
 import pytest
-
 from conftest import SHARED
 from in_memory import install_of
-from kfgen.components import PACKAGES
 from parity import compare, covering, upstream_objects
+
+from kfgen.components import PACKAGES
 
 KUBERNETES = "1.31"  # the stack's default kubernetesVersion (charts check their kubeVersion against it)
 RELEASES = [(name, r.version) for name, p in PACKAGES.items() for r in p.releases]

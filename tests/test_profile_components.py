@@ -24,13 +24,9 @@ SELECTORS = {
     ("gke", "tpu-v5e"): {"cloud.google.com/gke-tpu-accelerator": "tpu-v5-lite-podslice", "cloud.google.com/gke-tpu-topology": "2x2"},
     ("gke", "tpu-v5p"): {"cloud.google.com/gke-tpu-accelerator": "tpu-v5p-slice", "cloud.google.com/gke-tpu-topology": "2x2x1"},
     ("gke", "tpu-v6e"): {"cloud.google.com/gke-tpu-accelerator": "tpu-v6e-slice", "cloud.google.com/gke-tpu-topology": "2x2"},
-    ("eks", "nvidia-t4"): {"karpenter.k8s.aws/instance-gpu-name": "t4"},
-    ("eks", "nvidia-l4"): {"karpenter.k8s.aws/instance-gpu-name": "l4"},
-    ("eks", "nvidia-a100-40gb"): {"karpenter.k8s.aws/instance-gpu-name": "a100", "karpenter.k8s.aws/instance-gpu-memory": "40960"},
-    ("eks", "nvidia-a100-80gb"): {"karpenter.k8s.aws/instance-gpu-name": "a100", "karpenter.k8s.aws/instance-gpu-memory": "81920"},
-    ("eks", "nvidia-h100-80gb"): {"karpenter.k8s.aws/instance-gpu-name": "h100"},
-    ("eks", "aws-inferentia2"): {"karpenter.k8s.aws/instance-family": "inf2"},
-    ("eks", "aws-trainium"): {"karpenter.k8s.aws/instance-family": "trn1"},
+    # EKS managed node groups carry no GPU label: pods select the instance types (INSTANCE_TYPES)
+    **{("eks", a): {} for a in ("nvidia-t4", "nvidia-l4", "nvidia-a100-40gb", "nvidia-a100-80gb", "nvidia-h100-80gb",
+                                "aws-inferentia2", "aws-trainium")},
     ("aks", "nvidia-t4"): {"kubernetes.azure.com/accelerator": "nvidia"},
     ("aks", "nvidia-a100-40gb"): {"kubernetes.azure.com/accelerator": "nvidia"},
     ("aks", "nvidia-a100-80gb"): {"kubernetes.azure.com/accelerator": "nvidia"},
@@ -42,6 +38,13 @@ SELECTORS = {
     ("kind", "nvidia-h100-80gb"): {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
     ("kind", "amd-mi300x"): {"amd.com/gpu.product-name": "AMD_Instinct_MI300X_OAM"},
     **{(cloud, "cpu"): {} for cloud in CLOUDS},
+}
+# (cloud, accelerator) -> an instance type the pods' node affinity must allow (AWS and Azure instance type pages)
+INSTANCE_TYPES = {
+    ("eks", "nvidia-t4"): "g4dn.xlarge", ("eks", "nvidia-l4"): "g6.xlarge", ("eks", "nvidia-a100-40gb"): "p4d.24xlarge",
+    ("eks", "nvidia-a100-80gb"): "p4de.24xlarge", ("eks", "nvidia-h100-80gb"): "p5.48xlarge", ("eks", "aws-inferentia2"): "inf2.xlarge",
+    ("eks", "aws-trainium"): "trn1.32xlarge", ("aks", "nvidia-t4"): "Standard_NC4as_T4_v3", ("aks", "nvidia-a100-40gb"): "Standard_ND96asr_v4",
+    ("aks", "nvidia-a100-80gb"): "Standard_NC24ads_A100_v4", ("aks", "nvidia-h100-80gb"): "Standard_NC40ads_H100_v5",
 }
 RESOURCES = {"nvidia": ("nvidia.com/gpu", "1"), "tpu-v4": ("google.com/tpu", "4"), "tpu-v5e": ("google.com/tpu", "4"),
              "tpu-v5p": ("google.com/tpu", "4"), "tpu-v6e": ("google.com/tpu", "4"), "aws": ("aws.amazon.com/neuron", "1"),
@@ -130,8 +133,12 @@ def test_every_accelerator_profile_on_every_cloud(tmp_path, cloud):
                 assert {"key": taint, "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"], (accelerator, where)
             if cloud == "aks" and accelerator.startswith("nvidia"):
                 assert {"key": "sku", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"} in pod["tolerations"]
+            if (cloud, accelerator) in INSTANCE_TYPES:
                 terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
                 assert terms[0]["matchExpressions"][0]["key"] == "node.kubernetes.io/instance-type"
+                assert INSTANCE_TYPES[(cloud, accelerator)] in terms[0]["matchExpressions"][0]["values"], (accelerator, where)
+            else:
+                assert "affinity" not in pod, (accelerator, where)
             if resource:
                 assert main["resources"]["limits"][resource] == main["resources"]["requests"][resource] == count, (accelerator, where)
             else:
@@ -217,7 +224,7 @@ name: fpga-x
 resource: example.com/fpga
 tolerations: [{key: example.com/fpga, operator: Exists, effect: NoSchedule}]
 placement:
-  onprem: {maxPerNode: 2, nodeSelector: {example.com/fpga: "x"}}
+  feature-discovery: {maxPerNode: 2, nodeSelector: {example.com/fpga: "x"}}
 """)
     text = stack.read_text().replace("spec:\n  kubernetesVersion", "spec:\n  profiles: [site]\n  kubernetesVersion", 1)
     text = text.replace("    dev:\n      cloud: kind\n", "    dev:\n      cloud: dc1\n      accelerators:\n        gpu: {type: nvidia-l4}\n"

@@ -4,21 +4,9 @@ each step a fast-forward of the environment's branch, reviewed as the difference
 from __future__ import annotations
 
 import pytest
+from conftest import committed_example, edit, git, kind_environment
 
-from conftest import committed_example, edit, git
-
-STAGING = """\
-    staging:
-      cloud: kind
-      sync: {automated: true, revision: env/staging}
-      artifacts: {bucket: ml-artifacts, endpoint: "minio.minio.svc:9000", insecure: true, credentialsSecret: minio-credentials}
-      overrides:
-        workloads:
-          training: {iris: {accelerator: null}}
-          serving: {iris: {accelerator: null, modelUri: "s3://ml-models/iris", credentialsSecret: minio-credentials}}
-          pipelines: {iris-classic: {schedule: null, steps: {train: {accelerator: null}}}}
-          notebooks: {tensorflow-gpu: {enabled: false}}
-"""
+STAGING = kind_environment("staging", "sync: {automated: true, revision: env/staging}")
 
 
 @pytest.fixture

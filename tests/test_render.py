@@ -85,8 +85,9 @@ def test_a_failed_render_leaves_the_previous_output_byte_identical(kfgen, exampl
     edit(example, "      namespace: argo\n", "      namespace: argo\n      patches:\n        - path: bad-patch.yaml\n"
                   "          target: {kind: Deployment, name: argo-server}\n")
     run = kfgen("render", example, "--out", out)
-    assert run.code == 3
-    assert run.err.startswith("kustomize build ") and "failed:" in run.err and len(run.err.splitlines()) == 1
+    assert run.code == 2  # bad input, named at its entry in the stack (issue 17)
+    assert ": spec.components.argo-workflows.patches[0]: kustomize cannot apply this patch (bad-patch.yaml): " in run.err
+    assert len(run.err.splitlines()) == 1
     assert read_tree(out) == before
     assert not [p for p in tmp_path.iterdir() if ".kfgen-" in p.name]  # no staging left behind
 
@@ -216,3 +217,60 @@ def test_the_same_bytes_whatever_the_kustomize_engine(tmp_path):
     for record in records:
         del record["engine"], record["hydration"], record["seal"]  # the engine, and the digests it is part of
     assert records[0] == records[1]
+
+
+def test_an_environments_own_extras_and_patches_render_in_that_environment_only(kfgen, example, tmp_path):
+    (example.parent / "gke").mkdir()
+    (example.parent / "gke" / "storageclass.yaml").write_text(
+        "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: fast-ssd}\nprovisioner: pd.csi.storage.gke.io\n"
+        "parameters: {type: pd-ssd}\nvolumeBindingMode: WaitForFirstConsumer\n")
+    (example.parent / "gke" / "hub-memory.yaml").write_text(
+        "- {op: replace, path: /spec/template/spec/containers/0/resources/limits/memory, value: 2Gi}\n")
+    edit(example, "          seldon-core:\n            replicas: 2\n",
+         "          seldon-core:\n            replicas: 2\n          ambassador:\n"
+         "            extraResources: [gke/storageclass.yaml]\n          jupyterhub:\n"
+         "            patches: [{path: gke/hub-memory.yaml, target: {kind: Deployment, name: hub}}]\n")
+    edit(example, "    path: deploy\n", "    path: deploy\n    project: {clusterResources: [{group: storage.k8s.io, kind: StorageClass, name: fast-ssd}]}\n")
+    out = tmp_path / "out"
+    run = kfgen("render", example, "--out", out)
+    assert run.code == 0, run.err
+    (sc,) = load_all((out / "rendered/prod/ambassador/cluster/storageclass-fast-ssd.yaml").read_text())
+    assert sc["metadata"]["labels"]["kfgen.io/component"] == "ambassador"
+    assert not list((out / "rendered/dev").rglob("storageclass-fast-ssd.yaml"))
+    hubs = {env: load_all((out / f"rendered/{env}/jupyterhub/jupyterhub/deployment-hub.yaml").read_text())[0] for env in ("dev", "prod")}
+    assert hubs["prod"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "2Gi"
+    assert hubs["dev"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "1Gi"
+    (proxy,) = load_all((out / "rendered/prod/jupyterhub/jupyterhub/deployment-proxy.yaml").read_text())
+    assert proxy["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "512Mi"  # the patch's target only
+
+
+@pytest.mark.parametrize("where", ["stack", "environment"])
+def test_a_patch_kustomize_cannot_apply_is_named_at_its_entry(kfgen, example, tmp_path, where):
+    (example.parent / "hub.yaml").write_text("- {op: replace, path: /spec/template/spec/nothere/x, value: 1}\n")
+    entry = "patches: [{path: hub.yaml, target: {kind: Deployment, name: hub}}]"
+    if where == "stack":
+        edit(example, "      namespace: jupyterhub\n", f"      namespace: jupyterhub\n      {entry}\n")
+        line, column, path = example.read_text().splitlines().index(f"      {entry}") + 1, 17, "spec.components.jupyterhub.patches[0]"
+    else:
+        edit(example, "          seldon-core:\n            replicas: 2\n", f"          seldon-core:\n            replicas: 2\n          jupyterhub:\n"
+                                                                         f"            {entry}\n")
+        line, column = example.read_text().splitlines().index(f"            {entry}") + 1, 23
+        path = "spec.environments.prod.overrides.components.jupyterhub.patches[0]"
+    out = tmp_path / "out"
+    run = kfgen("render", example, "--out", out)
+    assert run.code == 2
+    (message,) = run.err.splitlines()
+    assert message.startswith(f"{example}:{line}:{column}: {path}: kustomize cannot apply this patch (hub.yaml): "), message
+    assert "doc is missing path: /spec/template/spec/nothere/x" in message
+    assert "/tmp" not in message.split(": ", 1)[1] and "kfgen-" not in message and "staging" not in message
+    assert not out.exists()  # nothing written
+
+
+def test_an_extra_resource_that_repeats_an_object_is_named_at_its_entry(kfgen, example, tmp_path):
+    (example.parent / "dup.yaml").write_text("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: argo, namespace: argo}\n")
+    edit(example, "      namespace: argo\n", "      namespace: argo\n      extraResources: [dup.yaml]\n")
+    line = example.read_text().splitlines().index("      extraResources: [dup.yaml]") + 1
+    run = kfgen("render", example, "--out", tmp_path / "out")
+    assert (run.code, run.err) == (2, f"{example}:{line}:24: spec.components.argo-workflows.extraResources[0]: 'dup.yaml' holds "
+                                      "ServiceAccount.v1.[noGrp]/argo.argo, which this environment already has (kfgen renders it, or "
+                                      "another of your files does); give yours another name, or change kfgen's with a patch\n")

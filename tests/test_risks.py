@@ -175,16 +175,17 @@ def test_external_exposure_needs_tls_and_route_authentication(tmp_path):
     assert "bypass_auth" not in load(tree["base/seldon-core/ml/mapping-model-iris.yaml"])["spec"]
 
 
-@pytest.mark.parametrize("prefix, message", [
-    ("/notebooks/", "route /notebooks/ of model iris overlaps /notebooks/ of the notebook hub in environment 'dev'"),
-    ("/notebooks/hub/", "route /notebooks/hub/ of model iris overlaps /notebooks/ of the notebook hub in environment 'dev'"),
-    ("/", "route / of model iris overlaps /notebooks/ of the notebook hub in environment 'dev'"),
+@pytest.mark.parametrize("prefix, relation", [
+    ("/notebooks/", "is also the route of the notebook hub"),
+    ("/notebooks/hub/", "is inside /notebooks/, the route of the notebook hub"),
+    ("/", "contains /notebooks/, the route of the notebook hub"),
 ])
-def test_a_model_route_cannot_shadow_the_hub(tmp_path, prefix, message):
+def test_a_model_route_cannot_shadow_the_hub(tmp_path, prefix, relation):
     text = with_gateway_auth(STACK).replace("        modelUri: gs://models/iris\n", f"        modelUri: gs://models/iris\n        route: {{prefix: '{prefix}'}}\n")
     lines = refused(tmp_path, text)
-    assert lines[0] == (f"{at(text, f'        route: {{prefix: {prefix!r}}}', 25)}: spec.workloads.serving.iris.route.prefix: {message}: the "
-                        "shorter prefix would take the other's requests; give each a prefix of its own (e.g. /models/<name>/)")
+    assert lines[0] == (f"{at(text, f'        route: {{prefix: {prefix!r}}}', 25)}: spec.workloads.serving.iris.route.prefix: route {prefix} of "
+                        f"model iris {relation}, in environment 'dev' (Emissary matches prefixes as text: one route would take the other's "
+                        "requests); give model iris a prefix of its own, e.g. route.prefix: /models/iris/")
 
 
 def test_two_models_cannot_share_a_route_nor_take_the_gateways_own(tmp_path):
@@ -193,10 +194,10 @@ def test_two_models_cannot_share_a_route_nor_take_the_gateways_own(tmp_path):
                                             "      diag:\n        modelUri: gs://models/diag\n        route: {prefix: /ambassador/diag/}\n")
     lines = refused(tmp_path, text)
     assert f"{at(text, '        route: {prefix: /ambassador/diag/}', 25)}: spec.workloads.serving.diag.route.prefix: route /ambassador/diag/ " \
-           "is inside /ambassador/, the gateway's own (diagnostics); choose another prefix" in lines
+           "is inside /ambassador/, the gateway's own (diagnostics); choose another prefix, e.g. route.prefix: /models/diag/" in lines
     assert f"{at(text, '        route: {prefix: /models/iris/}', 25)}: spec.workloads.serving.iris-v2.route.prefix: route /models/iris/ of " \
-           "model iris-v2 overlaps /models/iris/ of model iris in environment 'dev': the shorter prefix would take the other's " \
-           "requests; give each a prefix of its own (e.g. /models/<name>/)" in lines
+           "model iris-v2 is also the route of model iris, in environment 'dev' (Emissary matches prefixes as text: one route would " \
+           "take the other's requests); give model iris-v2 a prefix of its own, e.g. route.prefix: /models/iris-v2/" in lines
 
 
 def test_notebook_profile_text_reaches_the_spawn_page_escaped(tmp_path):

@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, copy_stack
+
 from kfgen.render import render
 from kfgen.tfoperator import FAILED, RECREATE, RESTART, SUCCEEDED, JobState, after_exit, job_policy, pod_outcome
 from kfgen.yamlio import dump

@@ -25,8 +25,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, copy_stack, edit
+
 from kfgen.cli import main
 from kfgen.errors import InputError
 from kfgen.render import render

@@ -10,9 +10,9 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import SHARED, copy_stack, edit
 from in_memory import plan_of
+
 from kfgen.errors import InputError
 from kfgen.render import render
 from kfgen.rendered import rendered_objects

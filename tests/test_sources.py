@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from conftest import edit
 
 EXTRA = "      namespace: kubeflow\n"  # where the tests hang extraResources (on the training operator)

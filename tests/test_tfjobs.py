@@ -10,8 +10,8 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import ROOT, copy_stack, edit
+
 from kfgen.tfconfig import tf_config
 from kfgen.yamlio import dump
 

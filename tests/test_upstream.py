@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import EXAMPLES, SHARED, copy_stack
+
 from kfgen.render import render
 
 pytestmark = pytest.mark.kustomize  # end to end: renders with the real kustomize

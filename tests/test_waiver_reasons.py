@@ -5,12 +5,12 @@ a hole in the policy, not an exception to it)."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import EXAMPLES, copy_stack
+from test_network_policies import matches
+
 from kfgen.render import render
 from kfgen.rendered import rendered_objects
 from kfgen.vocabulary import CHECKOV_SKIP
-from test_network_policies import matches
 
 
 def pod_template(o: dict) -> dict | None:

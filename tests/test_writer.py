@@ -5,12 +5,10 @@ line, every file left as it was."""
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import subprocess
 
-
+import pytest
 from conftest import edit, git, read_tree
 
 pytestmark = pytest.mark.kustomize  # end to end: renders with the real kustomize

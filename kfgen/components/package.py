@@ -158,7 +158,9 @@ def with_defaults(data: Mapping[str, Any] | None, schema: Mapping[str, Any]) -> 
     for key, prop in (schema.get("properties") or {}).items():
         if key not in out and "default" in prop:
             out[key] = prop["default"]
-        if prop.get("type") == "object" and "properties" in prop and (key in out or (_has_defaults(prop) and not prop.get("required"))):
+        kind = prop.get("type")
+        is_object = kind == "object" or (isinstance(kind, list) and "object" in kind)  # nullable objects are ["object", "null"]
+        if is_object and "properties" in prop and (key in out or (_has_defaults(prop) and not prop.get("required"))):
             out[key] = with_defaults(out.get(key), prop)
     return out
 

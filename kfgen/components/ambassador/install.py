@@ -31,7 +31,6 @@ from kfgen.objects import (
     pod_security,
     pod_spec,
     resources_of,
-    rewrite_image,
     role,
     rule,
     service,
@@ -39,13 +38,12 @@ from kfgen.objects import (
     waive,
 )
 
-
 INSTANCE = {"app.kubernetes.io/instance": "emissary-ingress", "app.kubernetes.io/name": "emissary-ingress"}  # upstream's selector
 
 
 def install(component: Component, release: Release, ctx: RenderContext) -> list[Obj]:
     ns = component.namespace
-    image = rewrite_image(release.images["gateway"], component.image_registry)
+    image = component.mirror.rewrite(release.images["gateway"])
     security = dict(RESTRICTED_CONTAINER, readOnlyRootFilesystem=False)  # Envoy config is written under /ambassador
     gateway = container(
         "ambassador", image,

@@ -24,7 +24,6 @@ from kfgen.objects import (
     pod_security,
     pod_spec,
     resources_of,
-    rewrite_image,
     role,
     rule,
     service,
@@ -42,7 +41,7 @@ EXECUTOR_RESOURCES = {"limits": {"cpu": "500m", "memory": "256Mi"}, "requests": 
 
 def install(component: Component, release: Release, ctx: RenderContext) -> list[Obj]:
     ns = component.namespace
-    images = {k: rewrite_image(v, component.image_registry) for k, v in release.images.items()}
+    images = {k: component.mirror.rewrite(v) for k, v in release.images.items()}
     objects: list[Obj] = [namespace(ns), *argo_crds()]
     objects += [service_account("argo", ns), service_account("argo-server", ns, annotations=ctx.identity_annotations("argo-server"))]
     objects.append(config_map("workflow-controller-configmap", ns, controller_config(ctx)))

@@ -35,6 +35,11 @@ def pipeline_objects(ctx: RenderContext) -> list[Obj]:
     return objects
 
 
+def parameter_variable(name: str) -> str:
+    """The environment variable a pipeline parameter reaches the steps as (learning-rate: PARAM_LEARNING_RATE)."""
+    return "PARAM_" + name.upper().replace("-", "_")
+
+
 def step_template_name(pipeline: Pipeline, step: Step) -> str:
     return f"{pipeline.name}-{step.name}"
 
@@ -79,7 +84,7 @@ def _spec(pipeline: Pipeline, templates: list[Obj], entrypoint: str | None, ctx:
 
 
 def _step_template(pipeline: Pipeline, step: Step, name: str, ctx: RenderContext) -> Obj:
-    env = {f"PARAM_{k.upper().replace('-', '_')}": f"{{{{workflow.parameters.{k}}}}}" for k, _ in pipeline.parameters}
+    env = {parameter_variable(k): f"{{{{workflow.parameters.{k}}}}}" for k, _ in pipeline.parameters}
     env.update({PIPELINE_INPUTS_ENV: IN_DIR, PIPELINE_OUTPUT_ENV: OUT_DIR})
     mounts = [{"mountPath": OUT_DIR, "name": "out"}, {"mountPath": "/tmp", "name": "tmp"}]
     volumes = [empty_dir("out"), empty_dir("tmp")]

@@ -28,6 +28,7 @@ class HubSettings:
     allow_all: bool
     oauth: Mapping[str, Any]  # generic-oauth: the provider's endpoints, as written (camelCase keys)
     user_storage: str
+    culler: Mapping[str, Any] | None = None  # the idle culler's settings (enabled, timeout, every, concurrency, maxAge); None: off
 
 
 class JupyterHub(ComponentPackage):
@@ -43,8 +44,10 @@ class JupyterHub(ComponentPackage):
     def settings(self, data: Mapping[str, Any]) -> HubSettings:
         values = with_defaults(data, self.settings_schema)
         auth = values["auth"]
+        culler = values["culler"]
         return HubSettings(values["secretName"], auth.get("type"), tuple(auth.get("admins") or ()), tuple(auth.get("allowedUsers") or ()),
-                           auth["allowAll"], frozen(auth.get("oauth") or {}), canonical_quantity(values["userStorage"]))
+                           auth["allowAll"], frozen(auth.get("oauth") or {}), canonical_quantity(values["userStorage"]),
+                           frozen(culler) if culler["enabled"] else None)
 
     def check(self, component: Component, fail: Fail) -> None:
         s = component.settings

@@ -19,6 +19,7 @@ from kfgen.components.package import Release
 from kfgen.context import RenderContext
 from kfgen.model import AcceleratorClass, Component, thawed
 from kfgen.objects import (
+    CLOUD_METADATA,
     PRIVATE_NETWORKS,
     Obj,
     annotate,
@@ -26,7 +27,6 @@ from kfgen.objects import (
     config_map,
     container,
     deployment,
-    CLOUD_METADATA,
     empty_dir,
     http_probe,
     internet_egress,
@@ -38,7 +38,6 @@ from kfgen.objects import (
     pod_security,
     pod_spec,
     resources_of,
-    rewrite_image,
     role,
     rule,
     service,
@@ -57,7 +56,7 @@ CONFIG_DIR = "/usr/local/etc/jupyterhub/kfgen"
 
 def install(component: Component, release: Release, ctx: RenderContext) -> list[Obj]:
     ns = component.namespace
-    images = {k: rewrite_image(v, component.image_registry) for k, v in release.images.items()}
+    images = {k: component.mirror.rewrite(v) for k, v in release.images.items()}
     secret = component.settings.secret_name
     data = hub_config(component, ctx)
     hub_rules = [
@@ -205,6 +204,7 @@ def hub_config(component: Component, ctx: RenderContext) -> dict[str, str]:
         "podLabels": dict(sorted({"app.kubernetes.io/name": "notebook", "release": "jupyterhub", **_access_labels(NOTEBOOKS),
                                   **ctx.identity_pod_labels("notebooks")}.items())),
         "userStorage": component.settings.user_storage,
+        "culler": idle_culler(component),
     }
     profiles = []
     for profile in ctx.workloads.enabled("notebooks"):
@@ -218,6 +218,8 @@ def hub_config(component: Component, ctx: RenderContext) -> dict[str, str]:
         entry = {"description": html.escape(profile.description), "display_name": html.escape(profile.display_name),
                  "kubespawner_override": override,
                  "slug": profile.name}
+        if profile.max_age:
+            override["extra_pod_config"] = {"activeDeadlineSeconds": profile.max_age}  # the kubelet stops the pod then
         if profile.default:
             entry["default"] = True
         if profile.accelerator:
@@ -228,6 +230,24 @@ def hub_config(component: Component, ctx: RenderContext) -> dict[str, str]:
         "profiles.json": json.dumps(profiles, indent=2, sort_keys=True) + "\n",
         "settings.json": json.dumps(settings, indent=2, sort_keys=True) + "\n",
     }
+
+
+IDLE_CULLER = "jupyterhub-idle-culler"
+# the role zero-to-jupyterhub gives the culler (without --cull-users, which kfgen does not set): just what it needs
+IDLE_CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+
+
+def idle_culler(component: Component) -> dict | None:
+    """The idle culler hub service (its command, as zero-to-jupyterhub builds it from its cull values)
+    and its role's scopes; None when it is off. The k8s-hub image has jupyterhub-idle-culler."""
+    culler = component.settings.culler
+    if culler is None:
+        return None
+    command = ["python3", "-m", "jupyterhub_idle_culler", f"--url=http://localhost:8081{BASE_URL}hub/api",
+               f"--timeout={culler['timeout']}", f"--cull-every={culler['every']}", f"--concurrency={culler['concurrency']}"]
+    if culler["maxAge"]:
+        command.append(f"--max-age={culler['maxAge']}")
+    return {"command": command, "name": IDLE_CULLER, "scopes": IDLE_CULLER_SCOPES}
 
 
 def component_additions(ctx: RenderContext) -> dict[str, str]:

@@ -44,6 +44,14 @@ else:
         if key in oauth:
             setattr(authenticator, trait, oauth[key])
 
+# The idle culler: a hub-managed service (in this pod) with a role scoped to what it needs.
+c.JupyterHub.services = []
+c.JupyterHub.load_roles = []
+culler = settings["culler"]
+if culler:
+    c.JupyterHub.services.append({"name": culler["name"], "command": culler["command"]})
+    c.JupyterHub.load_roles.append({"name": culler["name"], "scopes": culler["scopes"], "services": [culler["name"]]})
+
 # Notebook pods.
 c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
 c.KubeSpawner.namespace = namespace

@@ -16,7 +16,7 @@ from kfgen.components.seldon_core.models import MAX_PREDICTORS, predictor_label,
 from kfgen.components.seldon_core.servers import PREDICTOR_SERVERS_KEY, server_image
 from kfgen.context import RenderContext
 from kfgen.model import Component, Environment
-from kfgen.objects import Obj, rewrite_image
+from kfgen.objects import Obj
 
 
 def _minor(version: str) -> tuple[int, int]:
@@ -89,7 +89,7 @@ class SeldonCore(ComponentPackage):
             for version in model.predictors():
                 if model.server != "CUSTOM" and not version.image:
                     image = server_image(component.version, component.settings.tf_serving_version, model.server, model.protocol)
-                    found.add(rewrite_image(image_variant(image, ctx.accelerator(model.accelerator)), component.image_registry))
+                    found.add(component.mirror.rewrite(image_variant(image, ctx.accelerator(model.accelerator))))
         return found
 
     def image_catalogs(self) -> tuple[str, ...]:

@@ -29,10 +29,10 @@ DEVIATIONS = (
               "see rules[v1:*]: the chart's services/status rule names the nonexistent `v1` group"),
     Deviation("ConfigMap", "seldon-config", "data.predictor_servers",
               "only the prepackaged servers a kfgen serving workload can name (TENSORFLOW, SKLEARN, XGBOOST, TRITON), with "
-              "fully qualified images (docker.io/...) so imageRegistry mirrors rewrite them and `kfgen images` lists the ones in use; "
+              "fully qualified images (docker.io/...) so registry mirrors rewrite them and `kfgen images` lists the ones in use; "
               "TensorFlow Serving at the stack's tfServingVersion (default 2.21.0), since the chart's 2.1.0 cannot load a SavedModel "
               "exported by TensorFlow 2.16 or later (the DisableCopyOnRead op)"),
-    Deviation("ConfigMap", "seldon-config", "data.storageInitializer.image", "a fully qualified image, for imageRegistry mirrors"),
+    Deviation("ConfigMap", "seldon-config", "data.storageInitializer.image", "a fully qualified image, for registry mirrors"),
     Deviation("ConfigMap", "seldon-config", "data.explainer", "kfgen renders no explainers"),
     Deviation("Deployment", "seldon-controller-manager", f"{MANAGER}.args",
               "the chart's template ends the flags with an empty argument (left by its optional flags); kfgen passes none"),

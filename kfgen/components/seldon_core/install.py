@@ -17,6 +17,7 @@ from kfgen.components.package import Release
 from kfgen.components.seldon_core.crds import seldon_crd
 from kfgen.components.seldon_core.servers import PREDICTOR_SERVERS_KEY, predictor_servers
 from kfgen.context import RenderContext
+from kfgen.mirror import Mirror
 from kfgen.model import Component
 from kfgen.objects import (
     NON_ROOT_UID,
@@ -34,7 +35,6 @@ from kfgen.objects import (
     pod_security,
     pod_spec,
     resources_of,
-    rewrite_image,
     role,
     rule,
     service,
@@ -61,8 +61,8 @@ def webhook_name(ns: str) -> str:
 def install(component: Component, release: Release, ctx: RenderContext) -> list[Obj]:
     ns = component.namespace
     images = release.images
-    mirror = component.image_registry
-    operator_image = rewrite_image(images["operator"], mirror)
+    mirror = component.mirror
+    operator_image = mirror.rewrite(images["operator"])
     cert_mount, cert_volume = webhook_cert(CERT_SECRET)
     manager = container(
         "manager", operator_image,
@@ -100,7 +100,7 @@ def install(component: Component, release: Release, ctx: RenderContext) -> list[
     ]
 
 
-def _manager_env(images: Mapping[str, str], mirror: str | None) -> dict[str, str]:
+def _manager_env(images: Mapping[str, str], mirror: Mirror) -> dict[str, str]:
     """The operator's environment as the chart sets it (empty RELATED_IMAGE_*: the operator's own defaults)."""
     related = ["EXECUTOR", "STORAGE_INITIALIZER", "SKLEARNSERVER", "SKLEARNSERVER_V2", "XGBOOSTSERVER", "XGBOOSTSERVER_V2", "MLFLOWSERVER",
                "MLFLOWSERVER_V2", "TFPROXY", "TENSORFLOW", "EXPLAINER", "EXPLAINER_V2", "MOCK_CLASSIFIER"]
@@ -115,7 +115,7 @@ def _manager_env(images: Mapping[str, str], mirror: str | None) -> dict[str, str
         "PREDICTIVE_UNIT_HTTP_SERVICE_PORT": "9000", "PREDICTIVE_UNIT_GRPC_SERVICE_PORT": "9500",
         "PREDICTIVE_UNIT_DEFAULT_ENV_SECRET_REF_NAME": "", "PREDICTIVE_UNIT_METRICS_PORT_NAME": "metrics",
         "ISTIO_ENABLED": "false", "KEDA_ENABLED": "false", "ISTIO_GATEWAY": "istio-system/seldon-gateway", "ISTIO_TLS_MODE": "",
-        "USE_EXECUTOR": "true", "EXECUTOR_CONTAINER_IMAGE_AND_VERSION": rewrite_image(images["executor"], mirror),
+        "USE_EXECUTOR": "true", "EXECUTOR_CONTAINER_IMAGE_AND_VERSION": mirror.rewrite(images["executor"]),
         "EXECUTOR_CONTAINER_IMAGE_PULL_POLICY": "IfNotPresent", "EXECUTOR_PROMETHEUS_PATH": "/prometheus", "EXECUTOR_SERVER_PORT": "8000",
         "EXECUTOR_CONTAINER_USER": "8888", "EXECUTOR_CONTAINER_SERVICE_ACCOUNT_NAME": "default",
         "EXECUTOR_SERVER_METRICS_PORT_NAME": "metrics", "EXECUTOR_REQUEST_LOGGER_DEFAULT_ENDPOINT": "http://default-broker",
@@ -125,13 +125,13 @@ def _manager_env(images: Mapping[str, str], mirror: str | None) -> dict[str, str
     }
 
 
-def _config(version: str, tf_serving: str, images: Mapping[str, str], mirror: str | None, ns: str) -> Obj:
+def _config(version: str, tf_serving: str, images: Mapping[str, str], mirror: Mirror, ns: str) -> Obj:
     """The operator's seldon-config ConfigMap: prepackaged servers and the storage initializer."""
     servers = {}
     for server, protocols in predictor_servers(version, tf_serving).items():
-        servers[server] = {"protocols": {p: {"defaultImageVersion": tag, "image": rewrite_image(image, mirror)}
+        servers[server] = {"protocols": {p: {"defaultImageVersion": tag, "image": mirror.rewrite(image)}
                                          for p, (image, tag) in sorted(protocols.items())}}
-    initializer = {"cpuLimit": "1", "cpuRequest": "100m", "image": rewrite_image(images["storage_initializer"], mirror),
+    initializer = {"cpuLimit": "1", "cpuRequest": "100m", "image": mirror.rewrite(images["storage_initializer"]),
                    "memoryLimit": "1Gi", "memoryRequest": "100Mi"}
     data = {
         "credentials": json.dumps({"gcs": {"gcsCredentialFileName": "gcloud-application-credentials.json"},
@@ -196,9 +196,9 @@ def _rbac(ns: str) -> list[Obj]:
     ]
 
 
-def _certgen(ns: str, mirror: str | None) -> list[Obj]:
+def _certgen(ns: str, mirror: Mirror) -> list[Obj]:
     """A Job that creates the webhook's serving certificate once, then patches the caBundle."""
-    image = rewrite_image(CERTGEN_IMAGE, mirror)
+    image = mirror.rewrite(CERTGEN_IMAGE)
     sa = "seldon-webhook-certgen"
     hosts = f"seldon-webhook-service,seldon-webhook-service.{ns},seldon-webhook-service.{ns}.svc"
     small = resources_of({"cpu": "10m", "memory": "32Mi"}, {"cpu": "100m", "memory": "64Mi"})

@@ -91,9 +91,10 @@ def _predictor(model: ServedModel, version: ModelVersion, ctx: RenderContext, tr
         server["image"] = image_variant(version.image, klass)
     elif model.server == "TENSORFLOW_SERVER" and klass:
         # Seldon runs the CPU image from its ConfigMap; on an accelerator with a variant (-gpu), name it here
-        default = f"{TF_SERVING}:{ctx.component('seldon-core').settings.tf_serving_version}"
+        seldon = ctx.component("seldon-core")
+        default = f"{TF_SERVING}:{seldon.settings.tf_serving_version}"
         if image_variant(default, klass) != default:
-            server["image"] = image_variant(default, klass)
+            server["image"] = seldon.mirror.rewrite(image_variant(default, klass))  # a server image of Seldon's: its mirror
     if model.env:
         server["env"] = env_list(model.env)
     server["resources"] = model.resources.as_dict()

@@ -25,7 +25,6 @@ from kfgen.objects import (
     pod_security,
     pod_spec,
     resources_of,
-    rewrite_image,
     role,
     rule,
     service,
@@ -46,7 +45,7 @@ LEADER_ELECTION = ["--leader-elect"]  # upstream's flag (default off): one activ
 
 def install(component: Component, release: Release, ctx: RenderContext) -> list[Obj]:
     ns = component.namespace
-    image = rewrite_image(release.images["operator"], component.image_registry)
+    image = component.mirror.rewrite(release.images["operator"])
     every = ["create", "delete", "get", "list", "patch", "update", "watch"]
     rules = [
         rule([""], ["configmaps"], ["create", "list", "update", "watch"]),
