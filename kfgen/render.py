@@ -93,7 +93,7 @@ def _write(out: Path, sources: Sources, stack: Stack, tree: dict[str, str], engi
             output = TreeOutput(staging, previous)
             timer.run("write", lambda: [output.put(path, text) for path, text in tree.items()])
             envs = [env.name for env in stack.environments]
-            keys = hydration_keys(tree, envs, engine.identity, stack.kubernetes_version)
+            keys = timer.run("keys", hydration_keys, tree, envs, engine.identity, stack.kubernetes_version)
             try:
                 hydrated = timer.run("hydrate", hydrate, engine, envs, keys, output, stack.kubernetes_version, lambda built: staging,
                                      previous, progress)
@@ -102,7 +102,7 @@ def _write(out: Path, sources: Sources, stack: Stack, tree: dict[str, str], engi
             result.objects, result.reused = hydrated.objects, hydrated.reused
             if hydrated.violations:
                 raise LintFailed(hydrated.violations)
-            text = record_text(stack, engine.identity, {env: keys[env] for env in envs if env in keys}, output.files)
+            text = timer.run("record", record_text, stack, engine.identity, {env: keys[env] for env in envs if env in keys}, output.files)
             timer.run("record", output.put, PROVENANCE, text)
             output.close()
             old = timer.run("swap", exchange_in, staging, out)
