@@ -55,6 +55,9 @@ from kfgen.vocabulary import (
 # Kinds that come first inside an Application and that Argo CD never prunes or deletes: deleting a
 # CRD deletes every custom resource of its kind, deleting a Namespace everything in it.
 FOUNDATION_KINDS = {"Namespace", "CustomResourceDefinition"}
+# A PriorityClass is not in Argo CD's kind order, so without a wave it would come after the
+# Deployments whose pods name it, and their ReplicaSets would fail to create pods until it exists.
+EARLY_KINDS = FOUNDATION_KINDS | {"PriorityClass"}
 APP_WAVES = {CLUSTER_BASE: -2, WORKLOADS_BASE: -1, **{name: p.app_wave for name, p in PACKAGES.items()}}
 WORKLOAD_KINDS = {kind for p in PACKAGES.values() for kind in p.workload_kinds}
 RETRY = {"backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}, "limit": 5}
@@ -72,8 +75,9 @@ def annotate_for_argocd(objects: dict[str, list[Obj]]) -> None:
             group = o["apiVersion"].rpartition("/")[0]
             custom = "." in group and not group.endswith(".k8s.io")
             foreign = custom and (group, o["kind"]) not in own_crds  # its CRD is in another Application, or the cluster
-            if o["kind"] in FOUNDATION_KINDS:
+            if o["kind"] in EARLY_KINDS:
                 annotations[SYNC_WAVE] = "-1"
+            if o["kind"] in FOUNDATION_KINDS:
                 annotations[SYNC_OPTIONS] = ",".join(KEEP_ON_DELETE)
             elif foreign or o["kind"] in WORKLOAD_KINDS:
                 annotations[SYNC_WAVE] = "1"

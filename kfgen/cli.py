@@ -113,21 +113,32 @@ def _dns_name(text: str) -> str:
 @click.argument("stacks", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--allow-outside-repo", is_flag=True, help="Allow referenced files outside the stack's repository.")
 def validate(stacks: tuple[Path, ...], allow_outside_repo: bool) -> int:
-    """Check stack files: exit 0, or one line per problem (file:line:col: path: message) and exit 2."""
-    from kfgen.render import load_stack
+    """Check stack files: exit 0, or one line per problem (file:line:col: path: message) and exit 2.
+    A stack that references your own manifests or patches is also built with kustomize (in a
+    temporary folder), so what validate accepts, render never refuses."""
+    import tempfile
+
+    from kfgen.render import LintFailed, load_stack, render as run_render
 
     problems: list[str] = []
+    violations: list[str] = []
     for path in stacks:
         try:
             stack = load_stack(path, str(path), allow_outside_repo)
+            if stack.files:  # only kustomize can tell that your patches apply and your manifests fit
+                with tempfile.TemporaryDirectory(prefix="kfgen-validate-") as tmp:
+                    run_render(path, Path(tmp) / "out", display=str(path), allow_outside=allow_outside_repo)
         except InputError as exc:
             problems.extend(exc.lines())
             continue
+        except LintFailed as exc:
+            violations.extend(exc.lines())
+            continue
         enabled = sum(1 for c in stack.components.values() if c.enabled)
         click.echo(f"{path}: ok ({len(stack.environments)} environments, {enabled} components)")
-    for line in problems:
+    for line in problems + violations:
         click.echo(line, err=True)
-    return EXIT_INPUT if problems else EXIT_OK
+    return EXIT_INPUT if problems else EXIT_FINDINGS if violations else EXIT_OK
 
 
 @cli.command()

@@ -118,6 +118,8 @@ def crd_validators(crds: list[dict]) -> dict[tuple[str, str, str], Schema]:
     for crd in crds:
         spec = crd.get("spec") or {}
         for version in spec.get("versions") or []:
+            if version.get("served") is False:  # the API server refuses objects of a version it does not serve
+                continue
             schema = ((version.get("schema") or {}).get("openAPIV3Schema"))
             key = (spec.get("group", ""), version.get("name", ""), (spec.get("names") or {}).get("kind", ""))
             if schema is None or key in found:

@@ -163,7 +163,9 @@ def webhook_cert(secret: str) -> tuple[tuple, Obj]:
 def http_probe(path: str, port: str | int, scheme: str = "HTTP", delay: int = 10, period: int = 10, *, timeout: int | None = None,
                failures: int | None = None) -> Obj:
     """An HTTP probe; timeout and failure threshold only where upstream sets them (else the API's defaults, 1 and 3)."""
-    out: Obj = {"httpGet": {"path": path, "port": port, "scheme": scheme}, "initialDelaySeconds": delay, "periodSeconds": period}
+    out: Obj = {"httpGet": {"path": path, "port": port, "scheme": scheme}, "periodSeconds": period}
+    if delay:  # the API server drops a zero delay (omitempty): sending one would never match what is stored
+        out["initialDelaySeconds"] = delay
     if timeout is not None:
         out["timeoutSeconds"] = timeout
     if failures is not None:

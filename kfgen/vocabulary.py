@@ -26,7 +26,7 @@ COMPARE_OPTIONS = "argocd.argoproj.io/compare-options"
 MANIFEST_GENERATE_PATHS = "argocd.argoproj.io/manifest-generate-paths"
 ARGOCD_HOOK = "argocd.argoproj.io/hook"
 ARGOCD_HOOK_DELETE_POLICY = "argocd.argoproj.io/hook-delete-policy"
-ARGOCD_FINALIZER = "resources-finalizer.argocd.argoproj.io"
+ARGOCD_FINALIZER = "resources-finalizer.argocd.argoproj.io/foreground"  # the domain-qualified name: the bare one draws an API warning
 KEEP_ON_DELETE = ("Prune=false", "Delete=false")  # sync options of CRDs and Namespaces: never pruned, never deleted with their Application
 IN_CLUSTER = "https://kubernetes.default.svc"  # the cluster Argo CD runs in (where Applications live)
 

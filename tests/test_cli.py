@@ -105,7 +105,8 @@ def test_ci_runs_exactly_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- test-command -->")[1].split("<!-- /test-command -->")[0]
     command = [line for line in block.strip().splitlines() if not line.startswith("```")]
-    assert command == ["python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/python -m pytest -q"]
+    assert command == ["python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/python tests/cluster/build.py"
+                       " && .venv/bin/python -m pytest -q"]
     assert "sed -n '/<!-- test-command -->/,/<!-- \\/test-command -->/p' README.md" in (ROOT / ".ci" / "run").read_text()
 
 

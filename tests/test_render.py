@@ -89,6 +89,7 @@ def test_a_failed_render_leaves_the_previous_output_byte_identical(kfgen, exampl
     assert ": spec.components.argo-workflows.patches[0]: kustomize cannot apply this patch (bad-patch.yaml): " in run.err
     assert len(run.err.splitlines()) == 1
     assert read_tree(out) == before
+    assert kfgen("validate", example).err == run.err  # one validation stage: validate refuses what render would
     assert not [p for p in tmp_path.iterdir() if ".kfgen-" in p.name]  # no staging left behind
 
 

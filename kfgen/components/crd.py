@@ -39,12 +39,13 @@ def string_map() -> Schema:
 def crd(group: str, kind: str, plural: str, spec: Schema, *, version: str = "v1", scope: str = "Namespaced",
         short_names: list[str] | None = None, categories: list[str] | None = None, status: bool = True,
         status_subresource: bool | None = None, scale: dict | None = None, columns: list[dict] | None = None,
-        required: list[str] | None = None, also_served: tuple[str, ...] = ()) -> dict:
+        required: list[str] | None = None, also_served: tuple[str, ...] = (), top_level: dict[str, Schema] | None = None) -> dict:
     """A CRD with a structural schema, stored as `version` (and served, with the same schema and no
     conversion, as each of `also_served`, as upstream's CRD does); `status` puts a status field in the schema, and
-    (unless `status_subresource` says otherwise, as upstream's CRD does) the status subresource."""
+    (unless `status_subresource` says otherwise, as upstream's CRD does) the status subresource; `top_level`: more
+    fields at the root, beside spec and status."""
     root = props({"apiVersion": STRING, "kind": STRING, "metadata": {"type": "object"}, "spec": spec,
-                  **({"status": PRESERVE} if status else {})}, required=required or ["spec"])
+                  **({"status": PRESERVE} if status else {}), **(top_level or {})}, required=required or ["spec"])
     names: dict[str, Any] = {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower()}
     if short_names:
         names["shortNames"] = short_names

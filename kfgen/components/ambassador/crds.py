@@ -46,9 +46,19 @@ _COLUMNS = {
 }
 
 
+# The older versions upstream's CRDs list (v2 is their storage version). kfgen serves none of them,
+# but lists them, so its CRDs apply over an upstream install whose status.storedVersions names them;
+# objects stored as v2 are then read as v3alpha1 without conversion (see the README).
+_OLD_VERSIONS = {"Host": ["v2"], "Listener": []}
+
+
 def emissary_crds() -> list[dict]:
     out = []
     for kind, plural in _EMISSARY_KINDS:
-        out.append(crd("getambassador.io", kind, plural, _emissary_spec(kind), version="v3alpha1", categories=["ambassador-crds"],
-                       status=kind in ("Host", "Mapping"), columns=_COLUMNS.get(kind), required=[]))
+        definition = crd("getambassador.io", kind, plural, _emissary_spec(kind), version="v3alpha1", categories=["ambassador-crds"],
+                         status=kind in ("Host", "Mapping"), columns=_COLUMNS.get(kind), required=[])
+        old = [{"name": name, "schema": {"openAPIV3Schema": PRESERVE}, "served": False, "storage": False}
+               for name in _OLD_VERSIONS.get(kind, ["v1", "v2"])]
+        definition["spec"]["versions"] = old + definition["spec"]["versions"]
+        out.append(definition)
     return out

@@ -16,8 +16,13 @@ _ARGO = [
 ]
 
 
-# as upstream's CRDs: only these two have a status subresource, only Workflow has printer columns
+# As upstream's CRDs: a status field only where the controller keeps one, a status subresource only
+# on the kinds it writes through /status (the Workflow and CronWorkflow controllers write .status with
+# plain updates and merge patches, which a subresource would drop), printer columns only on Workflow.
+STATUS = ("Workflow", "CronWorkflow", "WorkflowTaskSet", "WorkflowArtifactGCTask")
 STATUS_SUBRESOURCE = ("WorkflowTaskSet", "WorkflowArtifactGCTask")
+# A WorkflowTaskResult is the executor's report: its outputs, phase, message and progress at the root.
+TASK_RESULT = {"message": STRING, "outputs": PRESERVE, "phase": STRING, "progress": STRING}
 WORKFLOW_COLUMNS = [
     {"description": "Status of the workflow", "jsonPath": ".status.phase", "name": "Status", "type": "string"},
     {"description": "When the workflow was started", "format": "date-time", "jsonPath": ".status.startedAt", "name": "Age", "type": "date"},
@@ -38,6 +43,7 @@ def argo_crds() -> list[dict]:
             spec = props({"schedule": STRING, "schedules": array(STRING), "timezone": STRING, "concurrencyPolicy": STRING,
                           "workflowSpec": PRESERVE}, required=["workflowSpec"], preserve=True)
         out.append(crd("argoproj.io", kind, plural, spec, version="v1alpha1", scope=scope, short_names=short or None,
-                       status=kind not in ("WorkflowTaskResult",), status_subresource=kind in STATUS_SUBRESOURCE,
-                       columns=WORKFLOW_COLUMNS if kind == "Workflow" else None, required=["metadata", *required]))
+                       status=kind in STATUS, status_subresource=kind in STATUS_SUBRESOURCE,
+                       columns=WORKFLOW_COLUMNS if kind == "Workflow" else None, required=["metadata", *required],
+                       top_level=TASK_RESULT if kind == "WorkflowTaskResult" else None))
     return out

@@ -165,6 +165,7 @@ def _rbac(ns: str) -> list[Obj]:
     manager_rules = [
         rule(["apps"], ["deployments"], every),
         rule(["apps"], ["deployments/status"], status),
+        # every reconcile reads the SeldonDeployment's Namespace (seldondeployment_controller.go, v1.17.1)
         rule([""], ["namespaces"], ["get", "list", "watch"]),
         rule([""], ["services"], every),
         rule([""], ["services/status"], status),

@@ -8,7 +8,8 @@ from kfgen.components.crd import AGE, BOOLEAN, INTEGER, PRESERVE, STRING, crd, p
 def tfjob_crd() -> dict:
     replica = props({"replicas": INTEGER, "restartPolicy": STRING, "template": PRESERVE})
     run_policy = props({"activeDeadlineSeconds": INTEGER, "backoffLimit": INTEGER, "cleanPodPolicy": STRING,
-                        "schedulingPolicy": PRESERVE, "suspend": BOOLEAN, "ttlSecondsAfterFinished": INTEGER})
+                        # upstream's schema defaults suspend to false, so a stored TFJob always has it
+                        "schedulingPolicy": PRESERVE, "suspend": {**BOOLEAN, "default": False}, "ttlSecondsAfterFinished": INTEGER})
     spec = props({"enableDynamicWorker": BOOLEAN, "runPolicy": run_policy, "successPolicy": STRING,
                   "tfReplicaSpecs": {"type": "object", "additionalProperties": replica}}, required=["tfReplicaSpecs"])
     columns = [{"jsonPath": ".status.conditions[-1:].type", "name": "State", "type": "string"}, AGE]

@@ -10,6 +10,11 @@ ONLY_TFJOB = ("kfgen runs only the TFJob controller (--enable-scheme=tfjob): the
               "operator serves the webhooks of enabled schemes only, so the other kinds' CRDs and webhooks (which would fail closed "
               "on every PyTorchJob, MPIJob... created by anything else) are left out")
 
+LEAST = ("least privilege: only what the TFJob controller of v1.8.1 calls (the table in tests/cluster/test_rbac_calls.py, "
+         "from its code; the cluster tier checks each call with a SubjectAccessReview and runs the real operator)")
+OTHER_SCHEMES = LEAST + "; upstream's role also serves the schemes kfgen does not enable (MPIJob's ConfigMaps, Roles, " \
+    "RoleBindings, ServiceAccounts and exec, PyTorch's HPAs, gang scheduling's PodGroups, the other job kinds)"
+
 DEVIATIONS = (
     namespace("kubeflow"),
     *(Deviation("CustomResourceDefinition", f"{plural}.kubeflow.org", "*", ONLY_TFJOB)
@@ -20,7 +25,15 @@ DEVIATIONS = (
     Deviation("Deployment", "training-operator", "spec.template.spec.containers[training-operator].args",
               "--enable-scheme=tfjob: " + ONLY_TFJOB + "; --leader-elect: upstream's flag, off in its manifest, so that "
               "`replicas: 2` runs one active controller and a standby, never two reconciling the same jobs"),
-    Deviation("ClusterRole", "training-operator", "rules[coordination.k8s.io:leases]",
-              "leader election (--leader-elect) takes controller-runtime's Lease lock: create, get, update on leases"),
+    *(Deviation("ClusterRole", "training-operator", f"rules[{rule}]", OTHER_SCHEMES)
+      for rule in ("kubeflow.org:*", "core:configmaps", "core:pods/exec", "core:serviceaccounts", "rbac.authorization.k8s.io:*",
+                   "autoscaling:*", "scheduling.*:podgroups")),
+    Deviation("ClusterRole", "training-operator", "rules[core:events]", LEAST + ": it records events (create, patch, update), "
+              "never reads or deletes them"),
+    Deviation("ClusterRole", "training-operator", "rules[core:secrets]", LEAST + ": it reads and rotates only its own webhook "
+              "certificate's Secret, so Secrets are granted in its own namespace (Role training-operator), not the cluster's"),
+    Deviation("Role", "training-operator", "*", "in its own namespace: its certificate's Secret, and the Lease of leader election "
+              "(--leader-elect: controller-runtime's Lease lock, create, get, update)"),
+    Deviation("RoleBinding", "training-operator", "*", "binds the Role training-operator to its ServiceAccount"),
     *hardening(("Deployment", "training-operator")),
 )
