@@ -127,7 +127,8 @@ def validate(stacks: tuple[Path, ...], allow_outside_repo: bool) -> int:
             stack = load_stack(path, str(path), allow_outside_repo)
             if stack.files:  # only kustomize can tell that your patches apply and your manifests fit
                 with tempfile.TemporaryDirectory(prefix="kfgen-validate-") as tmp:
-                    run_render(path, Path(tmp) / "out", display=str(path), allow_outside=allow_outside_repo)
+                    run_render(path, Path(tmp) / "out", display=str(path), allow_outside=allow_outside_repo,
+                               reuse=False, remember=False)  # a throwaway folder: nothing of it in kfgen's cache
         except InputError as exc:
             problems.extend(exc.lines())
             continue

@@ -63,10 +63,11 @@ def default_out(stack_path: Path, stack: Stack) -> Path:
 
 def render(stack_path: Path, out: Path | None = None, *, display: str | None = None, kustomize: str | None = None,
            allow_outside: bool = False, progress: Callable[[str], None] | None = None, repo: Path | None = None,
-           reuse: bool = True) -> RenderResult:
+           reuse: bool = True, remember: bool = True) -> RenderResult:
     """Render the stack into `out`; on any failure the previous `out` is left exactly as it was. `repo`: the
     repository root, for a stack copied out of its repository (see read_sources). `reuse`: keep what the
-    previous render in `out` proves unchanged (off: every file written, every environment built)."""
+    previous render in `out` proves unchanged (off: every file written, every environment built).
+    `remember`: keep the written files' stat data in kfgen's cache (off for a throwaway folder)."""
     timer = Timer()
     sources = timer.run("load", lambda: read_sources(stack_path, display, allow_outside, repo, collect=True))
     stack, tree = timer.run("validate", validate, sources)  # validation includes the (pure) plan
@@ -74,7 +75,7 @@ def render(stack_path: Path, out: Path | None = None, *, display: str | None = N
     engine = timer.run("engine", find_engine, kustomize)
     result = RenderResult(out, stack)
     try:
-        _write(out, sources, stack, tree, engine, timer, result, progress, reuse)
+        _write(out, sources, stack, tree, engine, timer, result, progress, reuse, remember)
     except OSError as exc:
         raise OutputError(out, exc) from None
     result.seconds = timer.finish()
@@ -82,7 +83,7 @@ def render(stack_path: Path, out: Path | None = None, *, display: str | None = N
 
 
 def _write(out: Path, sources: Sources, stack: Stack, tree: dict[str, str], engine: Engine, timer: Timer, result: RenderResult,
-           progress: Callable[[str], None] | None, reuse: bool) -> None:
+           progress: Callable[[str], None] | None, reuse: bool, remember: bool) -> None:
     """Write, hydrate, lint and swap in: the edge of the render that touches the output folder."""
     with locked(out):
         found, record = timer.run("own", check_owned, out, sources.stack_dir, sources.inputs)
@@ -112,7 +113,8 @@ def _write(out: Path, sources: Sources, stack: Stack, tree: dict[str, str], engi
             shutil.rmtree(staging, ignore_errors=True)
             raise
         timer.run("cleanup", remove_tree, old)
-        timer.run("index", _remember, out, output)
+        if remember:
+            timer.run("index", _remember, out, output)
 
 
 def _remember(out: Path, output: TreeOutput) -> None:

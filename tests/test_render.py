@@ -93,6 +93,19 @@ def test_a_failed_render_leaves_the_previous_output_byte_identical(kfgen, exampl
     assert not [p for p in tmp_path.iterdir() if ".kfgen-" in p.name]  # no staging left behind
 
 
+def test_validate_builds_in_a_throwaway_folder_it_keeps_nothing_of(kfgen, example, kfgen_cache):
+    """validate builds a stack with your own patches in a temporary folder: kfgen's cache gains no record
+    of that folder (it would grow by one per validate and never be read)."""
+    (example.parent / "replicas.yaml").write_text("- op: add\n  path: /spec/replicas\n  value: 2\n")
+    edit(example, "      namespace: argo\n", "      namespace: argo\n      patches:\n        - path: replicas.yaml\n"
+                  "          target: {kind: Deployment, name: argo-server}\n")
+    trees = kfgen_cache / "trees"
+    before = sorted(trees.iterdir()) if trees.is_dir() else []
+    run = kfgen("validate", example)
+    assert (run.code, run.err) == (0, "")
+    assert (sorted(trees.iterdir()) if trees.is_dir() else []) == before
+
+
 def test_a_missing_engine_is_one_line_and_exit_3(kfgen, example, tmp_path, monkeypatch):
     monkeypatch.setenv("KFGEN_KUSTOMIZE", str(tmp_path / "no-such-kustomize"))
     find_engine.cache_clear()
