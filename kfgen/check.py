@@ -1,5 +1,11 @@
-"""kfgen check: is the committed render exactly what a fresh render of the stack gives? It renders
-with the real pipeline into a temporary folder and compares every file, showing what differs."""
+"""kfgen check: is the committed render exactly what a fresh render of the stack gives?
+
+First without rendering (`prove`): the tree's sealed record names the digest of every input (the
+stack and every file it reads, kfgen's build, the kustomize version, where the tree sits in its
+repository) and of every file it holds; when the inputs hash to what it names and the folder holds
+exactly those files with those digests, the tree is what a render would write. Otherwise, or with
+`full`, kfgen renders with the real pipeline into a temporary folder and compares every file,
+showing what differs."""
 
 from __future__ import annotations
 
@@ -9,8 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kfgen import git
-from kfgen.errors import InputError
-from kfgen.render import default_out, render
+from kfgen.digests import FileDigests, scan
+from kfgen.errors import InputError, KfgenError
+from kfgen.gitops_settings import gitops
+from kfgen.kustomize import find_engine
+from kfgen.record import Record, read_record
+from kfgen.sources import Sources, read_sources
 from kfgen.vocabulary import PROVENANCE
 
 STACK_FILE = "stack.yaml"
@@ -24,8 +34,13 @@ class Drift:
 
 
 def check(stack_path: Path, out: Path | None = None, *, display: str | None = None, kustomize: str | None = None,
-          allow_outside: bool = False) -> tuple[Path, list[Drift]]:
-    """(the output folder, files where it differs from a fresh render of the stack)."""
+          allow_outside: bool = False, full: bool = False) -> tuple[Path, list[Drift]]:
+    """(the output folder, files where it differs from a fresh render of the stack). `full`: always render."""
+    proof = None if full else prove(stack_path, out, display=display, kustomize=kustomize, allow_outside=allow_outside)
+    if proof is not None:
+        return proof.out, []
+    from kfgen.render import default_out, render
+
     with tempfile.TemporaryDirectory(prefix="kfgen-check-") as tmp:
         fresh = render(stack_path, Path(tmp) / "out", display=display, kustomize=kustomize, allow_outside=allow_outside)
         out = out or default_out(stack_path, fresh.stack)
@@ -34,6 +49,52 @@ def check(stack_path: Path, out: Path | None = None, *, display: str | None = No
     drift += [Drift(p, "missing") for p in sorted(set(expected) - set(actual))]
     drift += [Drift(p, "unexpected") for p in sorted(set(actual) - set(expected))]
     return out, sorted(drift, key=lambda d: d.path)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """An output folder proven to be what a render of the stack writes, its record and the stack's sources."""
+
+    out: Path
+    record: Record
+    sources: Sources
+
+
+def prove(stack_path: Path, out: Path | None = None, *, display: str | None = None, kustomize: str | None = None,
+          allow_outside: bool = False) -> Proof | None:
+    """The proof that the output folder is what a render of the stack writes (see the module
+    docstring), or None (not proven: render to know)."""
+    try:
+        sources = read_sources(stack_path, display, allow_outside, schema_checked=False)
+        problems: list = []
+        settings = gitops(sources.doc, sources.folder_in_repo, lambda *args, **kwargs: problems.append(args))
+        if problems:
+            return None
+        out = out or stack_path.parent / settings.path
+        record = read_record(out)
+        if record is None or not record.made_by_this_kfgen(find_engine(kustomize).identity):
+            return None
+        if (record.data.get("stackDigest"), record.data.get("repositoryPath")) != (f"sha256:{sources.digest()}", settings.repo_path):
+            return None
+        return Proof(out, record, sources) if holds_exactly(out, record) else None
+    except KfgenError:
+        return None
+    except (KeyError, TypeError, AttributeError, ValueError, OSError):  # a stack no render accepted: let the render say why
+        return None
+
+
+def holds_exactly(out: Path, record: Record) -> bool:
+    """`out` holds the record and exactly the files it lists, each with its digest (symlinks and other
+    entries are never followed: they are not kfgen's files)."""
+    found = scan(out)
+    files = record.files
+    if len(found) != len(files) + 1 or PROVENANCE not in found:
+        return False
+    digests = FileDigests(out)
+    try:
+        return all(path in found and digests.holds(path, found[path], expected) for path, expected in files.items())
+    finally:
+        digests.save()
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -20,8 +21,13 @@ from kfgen.shipped import template_path
 EXIT_BUG = 70
 
 
+_started = [time.perf_counter()]  # when this process (or the last in-process run) started: the times kfgen reports
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run kfgen; returns the exit code (the console script raises SystemExit with it)."""
+    if argv is not None:
+        _started.append(time.perf_counter())
     previous = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() else None
     try:
         result = cli.main(args=argv, prog_name="kfgen", standalone_mode=False)
@@ -121,7 +127,8 @@ def validate(stacks: tuple[Path, ...], allow_outside_repo: bool) -> int:
             stack = load_stack(path, str(path), allow_outside_repo)
             if stack.files:  # only kustomize can tell that your patches apply and your manifests fit
                 with tempfile.TemporaryDirectory(prefix="kfgen-validate-") as tmp:
-                    run_render(path, Path(tmp) / "out", display=str(path), allow_outside=allow_outside_repo)
+                    run_render(path, Path(tmp) / "out", display=str(path), allow_outside=allow_outside_repo,
+                               reuse=False, remember=False)  # a throwaway folder: nothing of it in kfgen's cache
         except InputError as exc:
             problems.extend(exc.lines())
             continue
@@ -140,7 +147,9 @@ def validate(stacks: tuple[Path, ...], allow_outside_repo: bool) -> int:
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), help="Output folder (default: spec.gitops.path next to the stack).")
 @click.option("--kustomize", "kustomize", help="The kustomize engine (a kustomize or kubectl binary); also KFGEN_KUSTOMIZE.")
 @click.option("--allow-outside-repo", is_flag=True, help="Allow referenced files outside the stack's repository.")
-def render(stack: Path, out: Path | None, kustomize: str | None, allow_outside_repo: bool) -> int:
+@click.option("--fresh", is_flag=True, help="Write every file and build every environment (keep nothing of the previous render).")
+@click.option("--timings", is_flag=True, help="Print the seconds each stage took (on stderr).")
+def render(stack: Path, out: Path | None, kustomize: str | None, allow_outside_repo: bool, fresh: bool, timings: bool) -> int:
     """Render the stack into the layered tree and hydrate every environment with kustomize."""
     from kfgen.render import render as run_render
 
@@ -152,11 +161,16 @@ def render(stack: Path, out: Path | None, kustomize: str | None, allow_outside_r
         if interactive:
             click.echo(f"  built {env}", err=True)
 
-    result = run_render(stack, out, display=str(stack), kustomize=kustomize, allow_outside=allow_outside_repo, progress=progress)
+    result = run_render(stack, out, display=str(stack), kustomize=kustomize, allow_outside=allow_outside_repo, progress=progress,
+                        reuse=not fresh)
     total = sum(result.objects.values())
     per_env = ", ".join(f"{env} {n}" for env, n in result.objects.items())
+    kept = f"; {len(result.reused)} unchanged environments kept" if result.reused else ""
     click.echo(f"rendered {len(result.objects)} environments ({per_env} objects, {total} in all) into {result.out} "
-               f"in {sum(result.seconds.values()):.2f}s")
+               f"in {time.perf_counter() - _started[-1]:.2f}s{kept}")
+    if timings:
+        stages = {**result.seconds, "total": time.perf_counter() - _started[-1]}
+        click.echo("timings: " + " ".join(f"{stage}={seconds:.3f}" for stage, seconds in stages.items()), err=True)
     return EXIT_OK
 
 
@@ -166,10 +180,12 @@ def render(stack: Path, out: Path | None, kustomize: str | None, allow_outside_r
 @click.option("--names-only", is_flag=True, help="Name the files that differ, without their diffs.")
 @click.option("--kustomize", "kustomize", help="The kustomize engine; also KFGEN_KUSTOMIZE.")
 @click.option("--allow-outside-repo", is_flag=True, help="Allow referenced files outside the stack's repository.")
-def check(stacks: tuple[Path, ...], out: Path | None, names_only: bool, kustomize: str | None, allow_outside_repo: bool) -> int:
+@click.option("--full", is_flag=True, help="Render to compare even when the output's record proves it up to date.")
+def check(stacks: tuple[Path, ...], out: Path | None, names_only: bool, kustomize: str | None, allow_outside_repo: bool, full: bool) -> int:
     """Exit 0 when the committed output is exactly a fresh render of the stack, else 1, showing what differs.
 
-    With no STACKS: ./stack.yaml, else every stack.yaml tracked in the repository."""
+    When the output's record proves it (the digests of every input and of every file it holds), without
+    rendering. With no STACKS: ./stack.yaml, else every stack.yaml tracked in the repository."""
     from kfgen.check import check as run_check, discover
 
     paths = list(stacks) or [Path(os.path.relpath(p)) for p in discover(Path.cwd())]
@@ -179,7 +195,7 @@ def check(stacks: tuple[Path, ...], out: Path | None, names_only: bool, kustomiz
              "unexpected": "not written by a fresh render (hand-added or stale)"}
     code = EXIT_OK
     for stack in paths:
-        out_dir, drift = run_check(stack, out, display=str(stack), kustomize=kustomize, allow_outside=allow_outside_repo)
+        out_dir, drift = run_check(stack, out, display=str(stack), kustomize=kustomize, allow_outside=allow_outside_repo, full=full)
         for item in drift:
             click.echo(f"{out_dir / item.path}: {words[item.reason]}")
         diffs = "".join(item.diff for item in drift)

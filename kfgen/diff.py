@@ -2,7 +2,10 @@
 
 The stack is rendered twice with the real pipeline, as it was at a git ref (its repository's files
 at that ref, copied out of git) and as it is now, under the same input rules as `kfgen render`
-(nothing outside the repository unless --allow-outside-repo). The hydrated objects and the Argo CD
+(nothing outside the repository unless --allow-outside-repo). A render committed with the stack
+stands for it when its record proves it (kfgen check's proof): now, the committed output; at the
+ref, the output committed there. Otherwise the stack is rendered in memory, keeping what those
+prove unchanged (kfgen.trees), and only the environments whose files differ are read and compared. The hydrated objects and the Argo CD
 objects of each environment are compared by identity (apiVersion, kind, namespace, name), and the
 changes are ordered by impact: removed and changed before added; workloads, then Argo CD objects,
 then the rest, CRDs last.
@@ -12,19 +15,27 @@ from __future__ import annotations
 
 import difflib
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kfgen import git
 from kfgen.argocd import WORKLOAD_KINDS
-from kfgen.envpatch import Identity, identity
+from kfgen.check import prove
+from kfgen.digests import scan
+from kfgen.envpatch import Identity
 from kfgen.errors import InputError
+from kfgen.gitops_settings import gitops
+from kfgen.kustomize import find_engine
 from kfgen.model import Environment, Stack
 from kfgen.objects import Obj
-from kfgen.render import default_out, render
-from kfgen.rendered import rendered_objects
-from kfgen.vocabulary import ARGOCD, ARGOCD_API, RENDERED
-from kfgen.yamlio import dump, load_all
+from kfgen.record import PreviousTree, parse_record, read_record
+from kfgen.render import default_out
+from kfgen.sources import read_sources
+from kfgen.trees import Objects, Tree, on_disk, render_in_memory
+from kfgen.validate import build_stack
+from kfgen.vocabulary import ARGOCD_API, PROVENANCE
+from kfgen.yamlio import dump
 
 RUNNING_KINDS = WORKLOAD_KINDS | {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
 ARGOCD_KINDS = {"Application", "ApplicationSet", "AppProject"}
@@ -100,7 +111,7 @@ class EnvSync:
 class Snapshot:
     """A render's objects per environment (hydrated and Argo CD), and how each environment syncs."""
 
-    objects: dict[str, dict[Identity, Obj]] = field(default_factory=dict)
+    objects: Mapping[str, dict[Identity, Obj]] = field(default_factory=dict)
     sync: dict[str, EnvSync] = field(default_factory=dict)
 
 
@@ -120,16 +131,11 @@ class Review:
                 if self.old.sync.get(env) != self.new.sync.get(env)]
 
 
-def snapshot(out: Path, stack: Stack) -> Snapshot:
-    """The objects of a rendered tree, per environment."""
-    found = Snapshot()
-    for env in stack.environments:
-        objects = rendered_objects(out, env.name) if (out / RENDERED / env.name).is_dir() else []
-        argocd = out / ARGOCD / env.name
-        objects += [o for f in sorted(argocd.rglob("*.yaml")) if not f.is_symlink() for o in load_all(f.read_text()) if isinstance(o, dict)]
-        found.objects[env.name] = {identity(o): o for o in objects}
-        found.sync[env.name] = EnvSync.of(env)
-    return found
+def snapshot(tree: Tree | None) -> Snapshot:
+    """The objects of a rendered tree per environment (parsed when first read), and how each environment syncs."""
+    if tree is None:
+        return Snapshot()
+    return Snapshot(Objects(tree), {env.name: EnvSync.of(env) for env in tree.stack.environments})
 
 
 def diff(stack_path: Path, base_ref: str, *, display: str | None = None, kustomize: str | None = None,
@@ -143,24 +149,61 @@ def diff(stack_path: Path, base_ref: str, *, display: str | None = None, kustomi
     repo = repo.resolve()
     commit = git.require_commit(repo, base_ref, "--base")
     relative = stack_path.relative_to(repo)
+    new = _now(stack_path, display, kustomize, allow_outside)
+    output = default_out(stack_path, new.stack).resolve()
+    excluded = [str(output.relative_to(repo))] if output.is_relative_to(repo) and output != repo else []
     with tempfile.TemporaryDirectory(prefix="kfgen-diff-") as tmp:
-        tmp_path = Path(tmp)
-        new = render(stack_path, tmp_path / "new", display=display, kustomize=kustomize, allow_outside=allow_outside)
-        output = default_out(stack_path, new.stack).resolve()
-        excluded = [str(output.relative_to(repo))] if output.is_relative_to(repo) and output != repo else []
-        source = tmp_path / "base-src"
+        source = Path(tmp) / "base-src"
         git.extract(repo, commit, source, excluded)
         old_stack = source / relative
-        old = Snapshot()
+        old = None
         if old_stack.is_file():
             try:
-                rendered = render(old_stack, tmp_path / "old", display=f"{base_ref}:{relative}", kustomize=kustomize,
-                                  allow_outside=allow_outside, repo=source)
+                old = _at(repo, commit, source, old_stack, f"{base_ref}:{relative}", new, kustomize, allow_outside)
             except InputError as exc:
                 raise InputError([f"the stack at {base_ref} does not validate with this kfgen:", *exc.lines()]) from None
-            old = snapshot(rendered.out, rendered.stack)
-        current = snapshot(new.out, new.stack)
-        return Review(compare(old.objects, current.objects), old, current)
+    before, after = snapshot(old), snapshot(new)
+    reached = [env for env in sorted(set(before.objects) | set(after.objects))
+               if (old.environment_files(env) if old else {}) != new.environment_files(env)]
+    changes = compare({env: before.objects[env] for env in reached if env in before.objects},
+                      {env: after.objects[env] for env in reached if env in after.objects})
+    return Review(changes, before, after)
+
+
+def _now(stack_path: Path, display: str, kustomize: str | None, allow_outside: bool) -> Tree:
+    """The stack's render now: its committed render when proven up to date (kfgen check), else rendered
+    in memory, keeping what the committed render proves unchanged."""
+    proof = prove(stack_path, display=display, kustomize=kustomize, allow_outside=allow_outside)
+    if proof is not None:
+        return on_disk(build_stack(proof.sources), proof.out, proof.record.files, proof.record.hydration)
+
+    def previous(stack: Stack) -> PreviousTree | None:
+        out = default_out(stack_path, stack)
+        record = read_record(out) if out.is_dir() and not out.is_symlink() else None
+        return PreviousTree(out, record, scan(out)) if record else None
+
+    return render_in_memory(stack_path, previous, display=display, kustomize=kustomize, allow_outside=allow_outside)
+
+
+def _at(repo: Path, commit: str, source: Path, stack_path: Path, display: str, new: Tree, kustomize: str | None,
+        allow_outside: bool) -> Tree:
+    """The stack's render at a commit: the render committed with it when its record proves it (the same
+    inputs, kfgen build and kustomize), else rendered in memory, keeping what `new` has of it."""
+    sources = read_sources(stack_path, display, allow_outside, source)
+    problems: list = []
+    settings = gitops(sources.doc, sources.folder_in_repo, lambda *args, **kwargs: problems.append(args))
+    folder = settings.repo_path
+    if not problems and folder != ".":
+        raw = git.read_blobs(repo, commit, [f"{folder}/{PROVENANCE}"]).get(f"{folder}/{PROVENANCE}")
+        record = parse_record(raw) if raw is not None else None
+        if (record is not None and record.made_by_this_kfgen(find_engine(kustomize).identity)
+                and (record.data.get("stackDigest"), record.data.get("repositoryPath")) == (f"sha256:{sources.digest()}", folder)):
+            def reader(paths: list[str]) -> dict[str, bytes]:
+                found = git.read_blobs(repo, commit, [f"{folder}/{p}" for p in paths])
+                return {p: found[f"{folder}/{p}"] for p in paths if f"{folder}/{p}" in found}
+
+            return Tree(build_stack(sources), record.files, record.hydration, reader)
+    return render_in_memory(stack_path, lambda stack: new, display=display, kustomize=kustomize, allow_outside=allow_outside, repo=source)
 
 
 def area(api_version: str, kind: str) -> str:

@@ -10,12 +10,12 @@ from pathlib import Path
 from kfgen.errors import InputError, ToolError
 
 
-def _run(cwd: Path, *args: str, accept: tuple[int, ...] = (0,)) -> tuple[int, bytes]:
+def _run(cwd: Path, *args: str, accept: tuple[int, ...] = (0,), stdin: bytes | None = None) -> tuple[int, bytes]:
     """(exit code, stdout) of a git command; a ToolError for any exit code not in `accept`."""
     if not cwd.is_dir():
         raise InputError(f"{cwd}: no such folder")
     try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=120)
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=120, input=stdin)
     except FileNotFoundError:
         raise ToolError("git is not installed") from None
     except subprocess.TimeoutExpired:
@@ -26,8 +26,8 @@ def _run(cwd: Path, *args: str, accept: tuple[int, ...] = (0,)) -> tuple[int, by
     return done.returncode, done.stdout
 
 
-def _git(cwd: Path, *args: str) -> bytes:
-    return _run(cwd, *args)[1]
+def _git(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes:
+    return _run(cwd, *args, stdin=stdin)[1]
 
 
 def toplevel(path: Path) -> Path | None:
@@ -91,6 +91,28 @@ def changed_since(repo: Path, ref: str) -> list[str]:
     changed = _git(repo, "diff", "--name-only", "-z", "--no-renames", ref, "--").decode().split("\0")
     untracked = _git(repo, "ls-files", "-z", "--others", "--exclude-standard", "--full-name", ":(top)").decode().split("\0")
     return sorted({p for p in changed + untracked if p})
+
+
+def read_blobs(repo: Path, commit: str, paths: list[str]) -> dict[str, bytes]:
+    """{path: bytes} of the repository-relative files at `commit` that are files there (one git process for all)."""
+    if not paths:
+        return {}
+    requests = [f"{commit}:{p}" for p in paths]
+    if any("\n" in r for r in requests):
+        raise InputError("a path with a line break cannot be read from git")
+    out = _git(repo, "cat-file", "--batch", stdin="".join(f"{r}\n" for r in requests).encode())
+    found, at = {}, 0
+    for path in paths:
+        end = out.index(b"\n", at)
+        header = out[at:end].split(b" ")
+        at = end + 1
+        if header[-1] in (b"missing", b"ambiguous"):  # "<request> missing": nothing follows
+            continue
+        size = int(header[2])  # "<id> <type> <size>", then the content
+        if header[1] == b"blob":
+            found[path] = out[at:at + size]
+        at += size + 1
+    return found
 
 
 def _archive(repo: Path, ref: str, pathspecs: list[str]) -> tarfile.TarFile:

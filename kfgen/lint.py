@@ -12,18 +12,18 @@ Policies, each with an ID; an object waives one with the annotation `waivers.kfg
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Iterator
 
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
 
 from kfgen.argocd_lint import POLICIES as ARGOCD_POLICIES, argocd_violations, keep_on_delete
 from kfgen.errors import InputError
 from kfgen.images import unpinned
+from kfgen.jsonschemas import Schema
 from kfgen.layout import split_api_version
 from kfgen.quantity import parse_quantity
 from kfgen.yamlio import load_all
@@ -61,9 +61,11 @@ class Violation:
 # --- schemas --------------------------------------------------------------------------------
 
 def _k8s_schema_dir(version: str) -> Path:
-    import kubernetes_validate
-
-    root = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    # found, not imported: importing kubernetes_validate imports jsonschema (80 ms a render)
+    spec = importlib.util.find_spec("kubernetes_validate")
+    if spec is None or spec.origin is None:
+        raise InputError("kubernetes-validate is not installed: pip install kubernetes-validate")
+    root = Path(spec.origin).parent / "kubernetes-json-schema"
     folder = root / f"v{version}.0-local-strict"
     if not folder.is_dir():
         known = sorted(p.name.split("-")[0][1:].rsplit(".", 1)[0] for p in root.glob("v*-local-strict"))
@@ -72,21 +74,19 @@ def _k8s_schema_dir(version: str) -> Path:
 
 
 @cache
-def _k8s_registry(version: str) -> Registry:
-    definitions = json.loads((_k8s_schema_dir(version) / "_definitions.json").read_text())
-    return Resource.from_contents(definitions) @ Registry()
+def _k8s_definitions(version: str) -> dict:
+    return json.loads((_k8s_schema_dir(version) / "_definitions.json").read_text())
 
 
 @cache
-def _k8s_validator(version: str, api_version: str, kind: str) -> Draft202012Validator | None:
+def _k8s_validator(version: str, api_version: str, kind: str) -> Schema | None:
     group, ver = split_api_version(api_version)
     short = group.split(".")[0] if group else ""
     name = f"{kind.lower()}-{short + '-' if short else ''}{ver}.json"
     path = _k8s_schema_dir(version) / name
     if not path.is_file():
         return None
-    schema = json.loads(path.read_text())
-    return Draft202012Validator(schema, registry=Resource.from_contents(schema) @ _k8s_registry(version))
+    return Schema(json.loads(path.read_text()), _k8s_definitions(version))
 
 
 def strict_schema(node: Any) -> Any:
@@ -112,9 +112,9 @@ def strict_schema(node: Any) -> Any:
     return out
 
 
-def crd_validators(crds: list[dict]) -> dict[tuple[str, str, str], Draft202012Validator]:
+def crd_validators(crds: list[dict]) -> dict[tuple[str, str, str], Schema]:
     """(group, version, kind) -> validator, for every version of every CRD given (first one wins)."""
-    found: dict[tuple[str, str, str], Draft202012Validator] = {}
+    found: dict[tuple[str, str, str], Schema] = {}
     for crd in crds:
         spec = crd.get("spec") or {}
         for version in spec.get("versions") or []:
@@ -129,7 +129,7 @@ def crd_validators(crds: list[dict]) -> dict[tuple[str, str, str], Draft202012Va
             for field in ("apiVersion", "kind"):
                 strict["properties"].setdefault(field, {"type": "string"})
             strict["properties"]["metadata"] = {"type": "object"}
-            found[key] = Draft202012Validator(strict)
+            found[key] = Schema(strict)
     return found
 
 
@@ -308,13 +308,19 @@ def _documents(out: Path, folder: str) -> list[tuple[str, dict]]:
 
 def lint_objects(documents: list[tuple[str, dict]], k8s_version: str, extra_crds: list[dict], missing_ok: bool = False) -> list[Violation]:
     """Every violation of the objects; with `missing_ok`, kinds with no schema anywhere are not checked
-    (custom resources of components installed outside kfgen, whose CRDs live in the cluster)."""
+    (custom resources of components installed outside kfgen, whose CRDs live in the cluster). An
+    object listed under several files (the same object in several environments) is checked once."""
     own = [d for _, d in documents if d.get("kind") == "CustomResourceDefinition"]
     validators = crd_validators(extra_crds + own)
     found: list[Violation] = []
+    by_object: dict[int, list[tuple[str, str, str]]] = {}
     for file, obj in documents:
-        found.extend(schema_violations(file, obj, k8s_version, validators, missing_ok))
-        found.extend(policy_violations(file, obj))
+        known = by_object.get(id(obj))
+        if known is None:
+            known = [(v.field, v.policy, v.message) for v in
+                     schema_violations("", obj, k8s_version, validators, missing_ok) + policy_violations("", obj)]
+            by_object[id(obj)] = known
+        found.extend(Violation(file, *v) for v in known)
     return sorted(set(found))
 
 

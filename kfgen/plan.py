@@ -8,19 +8,15 @@
                                   then the patches the environment adds (yours/<component>/)
     envs/<env>/extra/<component>/ the extraResources only this environment adds (a kustomization of their own)
     argocd/                       Argo CD objects
-    provenance.json               kfgen version, stack digest, component versions, every file's digest
-                                  (written by the render, last: it lists the hydrated files too)
+    provenance.json               written by the render, last (kfgen.record): it lists the hydrated files too
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from kfgen import __version__
 from kfgen.argocd import argocd_objects, extra_sync_options, grant_problems
 from kfgen.bases import apply_waivers, component_objects, waiver_targets
 from kfgen.components import COMPONENTS
@@ -335,26 +331,3 @@ def _target(ident: Identity) -> Obj:
         target["namespace"] = ns
     return target
 
-
-def provenance(stack: Stack, files: dict[str, str]) -> str:
-    """What made this tree, and every file in it with its digest (the proof that kfgen wrote them,
-    checked before a render replaces the tree). No timestamps: identical inputs, identical bytes."""
-    data = {
-        "generator": "kfgen",
-        "version": __version__,
-        "stack": stack.name,
-        "stackDigest": f"sha256:{stack.digest}",
-        "repositoryPath": stack.gitops.repo_path,  # where this tree sits in its repository: Argo CD's paths start here
-        "kubernetesVersion": stack.kubernetes_version,
-        "components": {name: {"enabled": c.enabled, "install": c.install, "version": c.version}
-                       for name, c in stack.components.items()},
-        "environments": {env.name: {"cloud": env.cloud.name, "components": {n: env.components[n].version for n in env_components(env)}}
-                         for env in stack.environments},
-        "files": {path: "sha256:" + hashlib.sha256(text.encode()).hexdigest() for path, text in sorted(files.items())},
-    }
-    return json.dumps(data, indent=2) + "\n"
-
-
-def rendered_documents(text: str) -> list[Obj]:
-    """Objects of a kustomize build."""
-    return [d for d in load_all(text) if isinstance(d, dict)]

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from functools import cache
 
-from jsonschema import Draft202012Validator
-
 from kfgen.accelerators import default_strategy, placement_key
 from kfgen.errors import Problem
+from kfgen.jsonschemas import Schema
 from kfgen.load import Document
 from kfgen.model import AcceleratorProfile, CloudProfile, Placement, frozen
 from kfgen.schema import explain_error
@@ -18,8 +17,8 @@ _SCHEMA_FILES = {"clouds": "cloud-profile.schema.json", "accelerators": "acceler
 
 
 @cache
-def _validator(kind: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads((shipped_dir("schemas") / _SCHEMA_FILES[kind]).read_text()))
+def _validator(kind: str) -> Schema:
+    return Schema(json.loads((shipped_dir("schemas") / _SCHEMA_FILES[kind]).read_text()))
 
 
 def profile_problems(doc: Document, kind: str) -> list[Problem]:

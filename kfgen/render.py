@@ -1,4 +1,11 @@
-"""The render pipeline: load -> validate -> plan -> write -> hydrate -> swap, timed by stage."""
+"""The render pipeline: load -> validate -> plan -> write -> hydrate -> lint -> swap, timed by stage.
+
+A render into a folder that holds an earlier render keeps what it can prove unchanged (by digest,
+against that render's sealed record): files whose bytes are the same are hard-linked rather than
+written, and environments whose kustomize inputs are the same keep their hydrated files without
+running kustomize (kfgen.hydrate). The result is byte for byte the one a render into an empty
+folder gives; a test holds the two to it over a seeded series of edits.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from kfgen.digests import FileDigests, scan
 from kfgen.errors import EXIT_FINDINGS, KfgenError
 from kfgen.build_failure import explain_build_failure
+from kfgen.hydrate import hydrate, hydration_keys
 from kfgen.kustomize import BuildError, Engine, find_engine
-from kfgen.lint import Violation, lint_objects
+from kfgen.lint import Violation
 from kfgen.model import Stack
-from kfgen.plan import provenance
+from kfgen.record import PreviousTree, record_text
 from kfgen.sources import Sources, read_sources
-from kfgen.split import split_rendered
 from kfgen.validate import validate
 from kfgen.vocabulary import PROVENANCE
-from kfgen.writer import OutputError, check_owned, locked, new_staging, swap_in, write_tree
-from kfgen.yamlio import dump
+from kfgen.writer import OutputError, TreeOutput, check_owned, exchange_in, locked, new_staging, remove_tree
 
 
 class LintFailed(KfgenError):
@@ -40,7 +47,8 @@ class RenderResult:
     out: Path
     stack: Stack
     objects: dict[str, int] = field(default_factory=dict)  # per environment
-    seconds: dict[str, float] = field(default_factory=dict)  # per stage
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage, and `total` (wall time of the whole render)
+    reused: list[str] = field(default_factory=list)  # environments whose hydrated files were kept
 
 
 def load_stack(stack_path: Path, display: str | None = None, allow_outside: bool = False) -> Stack:
@@ -54,61 +62,77 @@ def default_out(stack_path: Path, stack: Stack) -> Path:
 
 
 def render(stack_path: Path, out: Path | None = None, *, display: str | None = None, kustomize: str | None = None,
-           allow_outside: bool = False, progress: Callable[[str], None] | None = None, repo: Path | None = None) -> RenderResult:
+           allow_outside: bool = False, progress: Callable[[str], None] | None = None, repo: Path | None = None,
+           reuse: bool = True, remember: bool = True) -> RenderResult:
     """Render the stack into `out`; on any failure the previous `out` is left exactly as it was. `repo`: the
-    repository root, for a stack copied out of its repository (see read_sources)."""
-    timer = _Timer()
+    repository root, for a stack copied out of its repository (see read_sources). `reuse`: keep what the
+    previous render in `out` proves unchanged (off: every file written, every environment built).
+    `remember`: keep the written files' stat data in kfgen's cache (off for a throwaway folder)."""
+    timer = Timer()
     sources = timer.run("load", lambda: read_sources(stack_path, display, allow_outside, repo, collect=True))
     stack, tree = timer.run("validate", validate, sources)  # validation includes the (pure) plan
     out = out or default_out(stack_path, stack)
     engine = timer.run("engine", find_engine, kustomize)
     result = RenderResult(out, stack)
     try:
-        _write(out, sources, stack, tree, engine, timer, result, progress)
+        _write(out, sources, stack, tree, engine, timer, result, progress, reuse, remember)
     except OSError as exc:
         raise OutputError(out, exc) from None
-    result.seconds = timer.seconds
+    result.seconds = timer.finish()
     return result
 
 
-def _write(out: Path, sources: Sources, stack: Stack, tree: dict[str, str], engine: Engine, timer: _Timer, result: RenderResult,
-           progress: Callable[[str], None] | None) -> None:
+def _write(out: Path, sources: Sources, stack: Stack, tree: dict[str, str], engine: Engine, timer: Timer, result: RenderResult,
+           progress: Callable[[str], None] | None, reuse: bool, remember: bool) -> None:
     """Write, hydrate, lint and swap in: the edge of the render that touches the output folder."""
     with locked(out):
-        check_owned(out, sources.stack_dir, sources.inputs)
+        found, record = timer.run("own", check_owned, out, sources.stack_dir, sources.inputs)
+        previous = PreviousTree(out, record, found) if record and reuse else None
         staging = new_staging(out)
+        output = None
         try:
-            timer.run("write", write_tree, staging, tree)
+            output = TreeOutput(staging, previous)
+            timer.run("write", lambda: [output.put(path, text) for path, text in tree.items()])
             envs = [env.name for env in stack.environments]
-
-            def built(folder: Path) -> None:
-                if progress:
-                    progress(folder.name)
-
+            keys = timer.run("keys", hydration_keys, tree, envs, engine.identity, stack.kubernetes_version)
             try:
-                streams = timer.run("hydrate", engine.build_all, [staging / "envs" / name for name in envs], built)
+                hydrated = timer.run("hydrate", hydrate, engine, envs, keys, output, stack.kubernetes_version, lambda built: staging,
+                                     previous, progress)
             except BuildError as failure:  # a patch of yours kustomize cannot apply is bad input, at its entry in the stack
                 raise explain_build_failure(failure, stack, tree, engine, sources.doc, staging) from None
-            rendered: dict[str, dict] = {}
-            for name, stream in zip(envs, streams):
-                files = split_rendered(name, stream)
-                result.objects[name] = len(files)
-                rendered.update(files)
-            # CRDs of components installed outside kfgen live in the cluster: `kfgen lint --crds` checks those
-            violations = timer.run("lint", lint_objects, list(rendered.items()), stack.kubernetes_version, [], True)
-            if violations:
-                raise LintFailed(violations)
-            hydrated = {path: dump(obj) for path, obj in rendered.items()}
-            timer.run("split", write_tree, staging, hydrated)
-            write_tree(staging, {PROVENANCE: provenance(stack, {**tree, **hydrated})})
-            timer.run("swap", swap_in, staging, out)
+            result.objects, result.reused = hydrated.objects, hydrated.reused
+            if hydrated.violations:
+                raise LintFailed(hydrated.violations)
+            text = timer.run("record", record_text, stack, engine.identity, {env: keys[env] for env in envs if env in keys}, output.files)
+            timer.run("record", output.put, PROVENANCE, text)
+            output.close()
+            old = timer.run("swap", exchange_in, staging, out)
         except BaseException:
+            if output:
+                output.close()
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        timer.run("cleanup", remove_tree, old)
+        if remember:
+            timer.run("index", _remember, out, output)
 
 
-class _Timer:
+def _remember(out: Path, output: TreeOutput) -> None:
+    """Keep the stat data of every file just written in kfgen's cache, so the next check or render
+    proves them unchanged without reading them (kfgen.digests)."""
+    digests = FileDigests(out, remembered=False)
+    for path, info in scan(out).items():
+        digest = output.files.get(path)
+        if digest and (info.st_ino, info.st_size, info.st_mtime_ns) == output.stamps.get(path):
+            digests.remember(path, digest, info)
+    digests.save(complete=True)
+
+
+class Timer:
+    """Wall time per stage; `total` is the whole render, and `other` what no stage covers."""
+
     def __init__(self) -> None:
+        self.start = time.perf_counter()
         self.seconds: dict[str, float] = {}
 
     def run(self, stage: str, fn, *args):
@@ -117,3 +141,7 @@ class _Timer:
             return fn(*args)
         finally:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+    def finish(self) -> dict[str, float]:
+        total = time.perf_counter() - self.start
+        return {**self.seconds, "other": max(0.0, total - sum(self.seconds.values())), "total": total}

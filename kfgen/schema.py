@@ -8,14 +8,15 @@ import json
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any, Iterator
 
 from kfgen.errors import Problem
+from kfgen.jsonschemas import Schema
 from kfgen.load import Document
 from kfgen.shipped import shipped_dir
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 _TYPE_WORDS = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
                "object": "a mapping", "array": "a list", "null": "null"}
@@ -69,8 +70,8 @@ if __name__ == "__main__":  # python -m kfgen.schema: regenerate schemas/stack.s
 
 
 @cache
-def _validator() -> Draft202012Validator:
-    return Draft202012Validator(stack_schema())
+def _validator() -> Schema:
+    return Schema(stack_schema())
 
 
 def schema_problems(doc: Document) -> list[Problem]:

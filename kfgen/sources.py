@@ -69,15 +69,16 @@ def repo_root(start: Path) -> Path:
 
 
 def read_sources(stack_path: Path, display: str | None = None, allow_outside: bool = False, repo: Path | None = None, *,
-                 collect: bool = False) -> Sources:
+                 collect: bool = False, schema_checked: bool = True) -> Sources:
     """Load and schema-check the stack, then read what it references. Raises InputError with every
     problem; with `collect`, keeps going as far as it can and leaves them in `problems` (for
     kfgen.validate, which adds the cross-field rules' problems: every problem of a stack at once).
-    `repo` is the repository root when the stack is a copy outside its repository (kfgen diff's base)."""
+    `repo` is the repository root when the stack is a copy outside its repository (kfgen diff's base).
+    Without `schema_checked`, a stack not known to be valid may fail with any error (kfgen check's proof)."""
     display = display or str(stack_path)
     raw = read_input(stack_path, display)
     doc = load_bytes(raw, display)
-    problems, data = checked_document(doc)
+    problems, data = checked_document(doc) if schema_checked else ([], doc.data)
     if problems and (data is None or not collect):
         raise InputError(problems)
     doc = Document(doc.file, data, doc.values, doc.keys, doc.numbers)  # wrong values left out, positions kept

@@ -22,6 +22,20 @@ def pytest_addoption(parser):
                      help="run the hardening tests' mutation corpus with N random mutants (a long soak; default: the quick corpus)")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def kfgen_cache(tmp_path_factory):
+    """kfgen's cache (engine versions, stat data of rendered trees) in a folder of this test session,
+    never the user's ~/.cache: the tests start cold, and leave nothing behind."""
+    folder = tmp_path_factory.mktemp("kfgen-cache")
+    previous = os.environ.get("KFGEN_CACHE_DIR")
+    os.environ["KFGEN_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("KFGEN_CACHE_DIR", None)
+    else:
+        os.environ["KFGEN_CACHE_DIR"] = previous
+
+
 @dataclass
 class Run:
     code: int

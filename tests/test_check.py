@@ -103,3 +103,44 @@ def test_check_with_no_stack_anywhere_says_what_to_do(kfgen, git_repo, monkeypat
 def test_pre_commit_hook_runs_kfgen_check():
     (hook,) = load_all((ROOT / ".pre-commit-hooks.yaml").read_text())[0]
     assert (hook["id"], hook["entry"], hook["pass_filenames"]) == ("kfgen-check", "kfgen check", False)
+
+
+def test_an_unchanged_tree_is_proven_from_its_record_and_nothing_else_is(kfgen, example, tmp_path):
+    """The proof (no render): every input and every file as the sealed record says. Each change below
+    breaks it, and check then renders and names the difference."""
+    import json
+
+    from kfgen.cache import cache_dir
+    from kfgen.check import prove
+
+    out = tmp_path / "out"
+    assert kfgen("render", example, "--out", out).code == 0
+    assert prove(example, out) is not None
+    for file in cache_dir().rglob("*.json"):  # a corrupted cache is no proof, and no obstacle
+        file.write_bytes(b"garbage")
+    assert prove(example, out) is not None
+    tfjob = out / "rendered/prod/training-operator/ml/tfjob-iris.yaml"
+    original = tfjob.read_text()
+
+    def refuted(change, undo) -> None:
+        change()
+        assert prove(example, out) is None
+        assert kfgen("check", example, "--out", out, "--names-only").code == 1
+        undo()
+        assert prove(example, out) is not None
+
+    same_size = original.replace("backoffLimit: 3", "backoffLimit: 4")
+    refuted(lambda: tfjob.write_text(same_size), lambda: tfjob.write_text(original))
+    refuted(lambda: (out / "rendered/prod/extra.yaml").write_text("kind: Extra\n"), (out / "rendered/prod/extra.yaml").unlink)
+    refuted(tfjob.unlink, lambda: tfjob.write_text(original))
+    record = (out / "provenance.json").read_text()
+    forged = json.loads(record)
+    forged["files"]["rendered/prod/training-operator/ml/tfjob-iris.yaml"] = "sha256:" + "0" * 64
+    refuted(lambda: (out / "provenance.json").write_text(json.dumps(forged, indent=2) + "\n"),
+            lambda: (out / "provenance.json").write_text(record))
+    stack_text = example.read_text()
+    refuted(lambda: edit(example, 'args: [--steps, "200"]', 'args: [--steps, "300"]'), lambda: example.write_text(stack_text))
+    tfjob.touch()  # new stat data, the same bytes: read again, still proven
+    assert prove(example, out) is not None
+    full = kfgen("check", example, "--out", out, "--full")
+    assert (full.code, full.out) == (0, f"{out}: up to date with {example}\n")

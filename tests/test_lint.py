@@ -148,3 +148,58 @@ def test_a_tfjob_without_a_tensorflow_container_is_a_violation(kfgen, faulty):
     assert run.out.splitlines() == [f"{out}/{tfjob}: spec.tfReplicaSpecs.Worker.template.spec.containers: [KFG008] "
                                     "no container named 'tensorflow' (has: 'trainer'); the training operator's webhook rejects the TFJob"]
     assert run.err.splitlines()[-1] == "  KFG008: every TFJob replica has a container named tensorflow (the training operator's webhook requires it)"
+
+
+def test_the_compiled_validator_answers_as_jsonschema_does(clean):
+    """jsonschema-rs decides which objects jsonschema walks for messages: on every object of a render, and
+    on each of them broken three ways (a wrong type, an unknown key, a missing required key, at seeded
+    random places), both say valid or invalid alike."""
+    import random
+
+    from kfgen.lint import _k8s_validator, crd_validators
+
+    rng = random.Random(15)
+    objects = [o for f in sorted((clean / "rendered").rglob("*.yaml")) for o in load_all(f.read_text())]
+    validators = crd_validators([o for o in objects if o["kind"] == "CustomResourceDefinition"])
+    checked = 0
+    for obj in objects:
+        group, _, version = obj["apiVersion"].rpartition("/")
+        schema = validators.get((group, version, obj["kind"])) or _k8s_validator("1.31", obj["apiVersion"], obj["kind"])
+        if schema is None:
+            continue
+        assert schema.fast is not None, obj["kind"]
+        for variant in [obj, *_broken(obj, rng)]:
+            assert schema.fast.is_valid(variant) == (not list(schema.slow.iter_errors(variant))), (obj["kind"], variant)
+            checked += 1
+    assert checked > 400
+
+
+def _broken(obj: dict, rng) -> list[dict]:
+    import copy
+
+    mappings = []
+
+    def walk(node, depth=0):
+        if isinstance(node, dict):
+            mappings.append(node)
+            for value in node.values():
+                walk(value, depth + 1)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, depth + 1)
+
+    variants = []
+    for how in ("type", "unknown", "missing"):
+        broken = copy.deepcopy(obj)
+        mappings.clear()
+        walk(broken)
+        target = rng.choice([m for m in mappings if m] or mappings)
+        key = rng.choice(sorted(target)) if target else None
+        if how == "type" and key:
+            target[key] = rng.choice([[1], {"x": 1}, 3.5, True]) if isinstance(target[key], str) else "text"
+        elif how == "unknown":
+            target["kfgenUnknownKey"] = 1
+        elif key:
+            del target[key]
+        variants.append(broken)
+    return variants

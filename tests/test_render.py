@@ -3,6 +3,7 @@ writes are atomic, the output folder is kfgen's own."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -90,6 +91,19 @@ def test_a_failed_render_leaves_the_previous_output_byte_identical(kfgen, exampl
     assert read_tree(out) == before
     assert kfgen("validate", example).err == run.err  # one validation stage: validate refuses what render would
     assert not [p for p in tmp_path.iterdir() if ".kfgen-" in p.name]  # no staging left behind
+
+
+def test_validate_builds_in_a_throwaway_folder_it_keeps_nothing_of(kfgen, example, kfgen_cache):
+    """validate builds a stack with your own patches in a temporary folder: kfgen's cache gains no record
+    of that folder (it would grow by one per validate and never be read)."""
+    (example.parent / "replicas.yaml").write_text("- op: add\n  path: /spec/replicas\n  value: 2\n")
+    edit(example, "      namespace: argo\n", "      namespace: argo\n      patches:\n        - path: replicas.yaml\n"
+                  "          target: {kind: Deployment, name: argo-server}\n")
+    trees = kfgen_cache / "trees"
+    before = sorted(trees.iterdir()) if trees.is_dir() else []
+    run = kfgen("validate", example)
+    assert (run.code, run.err) == (0, "")
+    assert (sorted(trees.iterdir()) if trees.is_dir() else []) == before
 
 
 def test_a_missing_engine_is_one_line_and_exit_3(kfgen, example, tmp_path, monkeypatch):
@@ -197,7 +211,8 @@ def test_the_installs_own_kubectl_is_found_with_nothing_on_path(tmp_path):
 
 
 def test_the_same_bytes_whatever_the_kustomize_engine(tmp_path):
-    """kubectl's kustomize and another kustomize build the same objects; kfgen writes them the same way."""
+    """kubectl's kustomize and another kustomize build the same objects; kfgen writes them the same way.
+    The record says which kustomize built them (an input of the render), and nothing else differs."""
     engines = [e for e in {shutil.which("kubectl"), str(Path(sys.executable).parent / "kubectl")} if e and Path(e).is_file()]
     if len(engines) < 2:
         pytest.skip("only one kustomize engine on this machine")
@@ -210,7 +225,12 @@ def test_the_same_bytes_whatever_the_kustomize_engine(tmp_path):
         finally:
             find_engine.cache_clear()
         trees.append(read_tree(tmp_path / f"out-{i}"))
+    records = [json.loads(tree.pop("provenance.json")) for tree in trees]
     assert trees[0] == trees[1]
+    assert records[0]["engine"] != records[1]["engine"]
+    for record in records:
+        del record["engine"], record["hydration"], record["seal"]  # the engine, and the digests it is part of
+    assert records[0] == records[1]
 
 
 def test_an_environments_own_extras_and_patches_render_in_that_environment_only(kfgen, example, tmp_path):
