@@ -162,7 +162,7 @@ def render(stack: Path, out: Path | None, kustomize: str | None, allow_outside_r
             click.echo(f"  built {env}", err=True)
 
     result = run_render(stack, out, display=str(stack), kustomize=kustomize, allow_outside=allow_outside_repo, progress=progress,
-                        reuse=not fresh)
+                        reuse=not fresh, remove_previous=False)
     total = sum(result.objects.values())
     per_env = ", ".join(f"{env} {n}" for env, n in result.objects.items())
     kept = f"; {len(result.reused)} unchanged environments kept" if result.reused else ""
@@ -171,6 +171,8 @@ def render(stack: Path, out: Path | None, kustomize: str | None, allow_outside_r
     if timings:
         stages = {**result.seconds, "total": time.perf_counter() - _started[-1]}
         click.echo("timings: " + " ".join(f"{stage}={seconds:.3f}" for stage, seconds in stages.items()), err=True)
+    if result.retired:  # the new tree is in place and reported: the old one goes without keeping you waiting
+        result.retired.remove_after_exit()
     return EXIT_OK
 
 

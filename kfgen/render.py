@@ -22,11 +22,12 @@ from kfgen.hydrate import hydrate, hydration_keys
 from kfgen.kustomize import BuildError, Engine, find_engine
 from kfgen.lint import Violation
 from kfgen.model import Stack
+from kfgen.plan_memo import PlanMemo
 from kfgen.record import PreviousTree, record_text
 from kfgen.sources import Sources, read_sources
 from kfgen.validate import validate
 from kfgen.vocabulary import PROVENANCE
-from kfgen.writer import OutputError, TreeOutput, check_owned, exchange_in, locked, new_staging, remove_tree
+from kfgen.writer import OutputError, Retired, TreeOutput, check_owned, exchange_in, locked, new_staging
 
 
 class LintFailed(KfgenError):
@@ -49,6 +50,7 @@ class RenderResult:
     objects: dict[str, int] = field(default_factory=dict)  # per environment
     seconds: dict[str, float] = field(default_factory=dict)  # per stage, and `total` (wall time of the whole render)
     reused: list[str] = field(default_factory=list)  # environments whose hydrated files were kept
+    retired: Retired | None = None  # the previous tree, still to remove (render(..., remove_previous=False))
 
 
 def load_stack(stack_path: Path, display: str | None = None, allow_outside: bool = False) -> Stack:
@@ -63,19 +65,28 @@ def default_out(stack_path: Path, stack: Stack) -> Path:
 
 def render(stack_path: Path, out: Path | None = None, *, display: str | None = None, kustomize: str | None = None,
            allow_outside: bool = False, progress: Callable[[str], None] | None = None, repo: Path | None = None,
-           reuse: bool = True, remember: bool = True) -> RenderResult:
+           reuse: bool = True, remember: bool = True, remove_previous: bool = True) -> RenderResult:
     """Render the stack into `out`; on any failure the previous `out` is left exactly as it was. `repo`: the
     repository root, for a stack copied out of its repository (see read_sources). `reuse`: keep what the
-    previous render in `out` proves unchanged (off: every file written, every environment built).
-    `remember`: keep the written files' stat data in kfgen's cache (off for a throwaway folder)."""
+    previous render in `out` proves unchanged (off: every environment planned and built, every file written).
+    `remember`: keep the written files' stat data and the environments' plans in kfgen's cache (off for a
+    throwaway folder or stack).
+    `remove_previous`: off, the replaced tree is left to the caller (`result.retired`), set aside and
+    locked, so that it can be removed after kfgen has answered."""
     timer = Timer()
     sources = timer.run("load", lambda: read_sources(stack_path, display, allow_outside, repo, collect=True))
-    stack, tree = timer.run("validate", validate, sources)  # validation includes the (pure) plan
+    memo = PlanMemo(stack_path, recall=reuse) if remember else None
+    stack, tree = timer.run("validate", validate, sources, memo)  # validation includes the (pure) plan
+    if memo is not None:
+        timer.run("validate", memo.save)
     out = out or default_out(stack_path, stack)
     engine = timer.run("engine", find_engine, kustomize)
     result = RenderResult(out, stack)
     try:
         _write(out, sources, stack, tree, engine, timer, result, progress, reuse, remember)
+        if result.retired and remove_previous:
+            timer.run("cleanup", result.retired.remove)
+            result.retired = None
     except OSError as exc:
         raise OutputError(out, exc) from None
     result.seconds = timer.finish()
@@ -112,7 +123,8 @@ def _write(out: Path, sources: Sources, stack: Stack, tree: dict[str, str], engi
                 output.close()
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        timer.run("cleanup", remove_tree, old)
+        if old:
+            result.retired = timer.run("swap", Retired, old)
         if remember:
             timer.run("index", _remember, out, output)
 

@@ -1,7 +1,10 @@
 """Writing the output folder: never half-written, never two writers, never outside --out.
 
 A render is written into a temporary sibling of --out and swapped in with one atomic
-renameat2(RENAME_EXCHANGE) (two renames where the kernel lacks it); the old tree is then removed.
+renameat2(RENAME_EXCHANGE) (two renames where the kernel lacks it). The old tree, now at that sibling's
+name, is marked and locked as kfgen's to remove (`Retired`): removed there and then, or by a detached
+process once kfgen has answered (unlinking 25,000 files takes half a second). A leftover (a removal
+killed half-way) is removed by the next render, never while its lock is held.
 A lock on the folder that holds --out serializes renders (flock on the directory itself, so no
 lock file is left in your repository). kfgen owns --out, and proves it by content: provenance.json
 lists every file kfgen wrote, and a render refuses a folder holding any other file, or a folder
@@ -18,6 +21,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +39,7 @@ if TYPE_CHECKING:
 MARKER = PROVENANCE
 LOCK_WAIT_SECONDS = 600
 MAX_PROVENANCE_BYTES = 64 * 1024 * 1024
-STAGING_MARK = ".kfgen-staging"  # in a staging folder until it is swapped in
+STAGING_MARK = ".kfgen-staging"  # in a folder kfgen made beside the output: a staging folder until it is swapped in, or a retired tree
 _RENAME_EXCHANGE = 2
 
 
@@ -144,7 +148,7 @@ def new_staging(out: Path) -> Path:
     """A fresh temporary sibling of `out`, marked as kfgen's; leftovers of interrupted renders are
     removed first, but only those kfgen can prove are its own (its mark, or a tree its provenance covers)."""
     for stale in out.parent.glob(f".{out.name}.kfgen-*"):
-        if stale.is_dir() and not stale.is_symlink() and _left_by_kfgen(stale):
+        if stale.is_dir() and not stale.is_symlink() and _left_by_kfgen(stale) and not _being_removed(stale):
             shutil.rmtree(stale, ignore_errors=True)
     staging = out.parent / f".{out.name}.kfgen-new-{os.getpid()}"
     staging.mkdir(parents=True)
@@ -161,6 +165,21 @@ def _left_by_kfgen(folder: Path) -> bool:
     except InputError:
         return False
     return True
+
+
+def _being_removed(folder: Path) -> bool:
+    """Whether a retired tree's lock is held: the process removing it is still at work."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return True  # gone already, or not ours to open
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 class TreeOutput:
@@ -276,6 +295,46 @@ def exchange_in(staging: Path, out: Path) -> Path | None:
     os.rename(out, old)
     os.rename(staging, out)
     return old
+
+
+# The detached remover: only the standard library (no kfgen import to pay for), and isolated (-I) from
+# the caller's environment and folder. It holds the retired tree's lock (inherited) until it exits.
+_REMOVER = "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)"
+
+
+class Retired:
+    """The previous tree, swapped out of the output: marked as kfgen's (so a leftover is removed by the
+    next render), hidden from git (a `.gitignore` of `*`, as a venv does: `git status` right after a
+    render shows nothing), and locked while it is being removed."""
+
+    def __init__(self, folder: Path):
+        try:
+            (folder / STAGING_MARK).write_text("kfgen: the previous render, being removed\n")
+            (folder / ".gitignore").write_text("*\n")
+        except OSError:
+            pass  # a full disk: the new tree is in place, and the old one is still provably kfgen's by its record
+        self.folder = folder.absolute()  # the remover runs in /
+        self.fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        fcntl.flock(self.fd, fcntl.LOCK_EX)  # fresh and under the output's lock: never contended
+
+    def remove(self) -> None:
+        """Remove it now."""
+        try:
+            remove_tree(self.folder)
+        finally:
+            os.close(self.fd)
+
+    def remove_after_exit(self) -> None:
+        """Remove it in a detached process that outlives kfgen (its own session, no terminal, no pipes of
+        ours: a caller waiting for kfgen's output never waits for it); it inherits the lock."""
+        try:
+            subprocess.Popen([sys.executable, "-I", "-c", _REMOVER, os.fspath(self.folder)], pass_fds=(self.fd,),
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             cwd="/", start_new_session=True)
+        except OSError:
+            pass  # no process to spare: the next render removes the leftover
+        finally:
+            os.close(self.fd)
 
 
 def remove_tree(folder: Path | None) -> None:
