@@ -29,6 +29,7 @@ from kfgen.gitops_settings import gitops
 from kfgen.kustomize import find_engine
 from kfgen.model import Environment, Stack
 from kfgen.objects import Obj
+from kfgen.plan_memo import PlanMemo
 from kfgen.record import PreviousTree, parse_record, read_record
 from kfgen.render import default_out
 from kfgen.sources import read_sources
@@ -182,7 +183,8 @@ def _now(stack_path: Path, display: str, kustomize: str | None, allow_outside: b
         record = read_record(out) if out.is_dir() and not out.is_symlink() else None
         return PreviousTree(out, record, scan(out)) if record else None
 
-    return render_in_memory(stack_path, previous, display=display, kustomize=kustomize, allow_outside=allow_outside)
+    return render_in_memory(stack_path, previous, display=display, kustomize=kustomize, allow_outside=allow_outside,
+                            memo=PlanMemo(stack_path))  # the plans `kfgen render` of this stack kept (never saved from here)
 
 
 def _at(repo: Path, commit: str, source: Path, stack_path: Path, display: str, new: Tree, kustomize: str | None,

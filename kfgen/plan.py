@@ -14,8 +14,10 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
+from typing import MutableMapping
 
 from kfgen.argocd import argocd_objects, extra_sync_options, grant_problems
 from kfgen.bases import apply_waivers, component_objects, waiver_targets
@@ -25,7 +27,7 @@ from kfgen.envpatch import Identity, environment_overlay
 from kfgen.errors import InputError, Problem
 from kfgen.layout import assign_paths, object_path, split_api_version
 from kfgen.mirror import Mirror, repository
-from kfgen.model import Environment, Patch, Stack, thawed
+from kfgen.model import Environment, Patch, Stack, frozen, thawed
 from kfgen.objects import Obj
 from kfgen.profile_components import accelerator_component, cloud_component
 from kfgen.vocabulary import (COMPONENT_LABEL, KUSTOMIZATION_API, KUSTOMIZE_COMPONENT_API, MANAGED_BY, OWN_PATCHES, PART_OF, SYNC_OPTIONS,
@@ -55,8 +57,10 @@ def common_labels(stack: Stack, base: str) -> dict[str, str]:
     return {MANAGED_BY: "kfgen", PART_OF: stack.name, COMPONENT_LABEL: base}
 
 
-def plan(stack: Stack) -> Tree:
-    """Every file of the output tree except rendered/ (which kustomize produces from it)."""
+def plan(stack: Stack, memo: MutableMapping[str, dict] | None = None) -> Tree:
+    """Every file of the output tree except rendered/ (which kustomize produces from it). `memo`: each
+    environment's plan (EnvironmentPlan.as_data) by the digest of what it reads (environment_keys):
+    found there, it is not planned again; planned, it is added."""
     tree: Tree = {}
     base_ctx = RenderContext(stack.name, stack.components, stack.workloads, waivers=stack.waivers)
     bases = component_objects(base_ctx, used_components(stack))
@@ -69,10 +73,16 @@ def plan(stack: Stack) -> Tree:
     matched = {w for w in stack.waivers if waiver_targets(w, bases) or waiver_targets(w, extras)}
     granted = [(f"spec.components.{n}.extraResources[{i}]", source, o) for n, entries in sorted(extra_entries.items())
                for i, source, o in entries]
+    keys = environment_keys(stack) if memo is not None else {}
     for env in stack.environments:
-        env_ctx = RenderContext(stack.name, env.components, env.workloads, env, stack.waivers)
-        env_bases = component_objects(env_ctx, env_components(env))
-        matched |= {w for w in stack.waivers if waiver_targets(w, env_bases)}  # objects only this environment has
+        key = keys.get(env.name)
+        if key is not None and key in memo:
+            own = EnvironmentPlan.from_data(memo[key])
+        else:
+            own = plan_environment(stack, env, bases)
+            if key is not None:
+                memo[key] = own.as_data()
+        matched |= {stack.waivers[i] for i in own.waivers}  # objects only this environment has
         names = [WORKLOADS_BASE, *env_components(env)]
         own_entries = {n: entries for n in env_components(env) if (entries := _extra_entries(stack, n, env))}
         own_extras = {n: [o for _, _, o in entries] for n, entries in own_entries.items()}
@@ -83,16 +93,15 @@ def plan(stack: Stack) -> Tree:
             extra_bases.append(f"extra/{name}")
             granted += [(f"spec.environments.{env.name}.overrides.components.{name}.extraResources[{i}]", source, o)
                         for i, source, o in own_entries[name]]
-        overlay_files = _overrides(stack, {n: bases[n] for n in names}, env_bases, _own_patches(stack, env))
-        tree.update({f"envs/{env.name}/overrides/{path}": text for path, text in overlay_files.items()})
-        components = ["overrides"] if overlay_files else []
+        tree.update({f"envs/{env.name}/overrides/{path}": text for path, text in own.overrides.items()})
+        components = ["overrides"] if own.overrides else []
         env_profile_components = [m for m in [cloud_component(env.cloud), *(accelerator_component(env.cloud, k) for k in env.accelerators)] if m]
         for component in env_profile_components:
             if profile_components.setdefault(component.name, component.files) != component.files:
                 raise AssertionError(f"two different Components named {component.name}")  # a bug: names must say what differs
             components.append(f"../../components/{component.name}")
-        inventory[env.name] = _inventory(env_bases, {n: extras.get(n, []) + own_extras.get(n, []) for n in env_bases},
-                                         env_profile_components)
+        extra_placements = {n: _placements(extras.get(n, []) + own_extras.get(n, [])) for n in own.placements}
+        inventory[env.name] = _inventory(own.placements, extra_placements, env_profile_components)
         kustomization = {"apiVersion": KUSTOMIZATION_API, "kind": "Kustomization",
                          "resources": [f"../../base/{n}" for n in names] + extra_bases}
         if components:
@@ -113,24 +122,82 @@ def plan(stack: Stack) -> Tree:
     return dict(sorted(tree.items()))
 
 
-def _inventory(env_bases: dict[str, list[Obj]], extra: dict[str, list[Obj]], profile_components: list) -> Inventory:
+Placement = tuple[str, str, str, str]  # an object's namespace ("" when cluster-scoped), API group, kind and name
+
+
+@dataclass(frozen=True)
+class EnvironmentPlan:
+    """What planning one environment's own objects gives (the costly part of a plan: every component's
+    objects for it, and their difference from the bases), as plain data a memo can keep."""
+
+    overrides: dict[str, str]  # its overrides Component: path under envs/<env>/overrides/ -> text (empty: no difference)
+    placements: dict[str, list[Placement]]  # per base it uses: where each of its objects goes (for its Argo CD objects)
+    waivers: list[int]  # indexes in stack.waivers of the waivers its objects match
+
+    def as_data(self) -> dict:
+        return {"overrides": self.overrides, "placements": {n: [list(p) for p in ps] for n, ps in self.placements.items()},
+                "waivers": self.waivers}
+
+    @classmethod
+    def from_data(cls, data: dict) -> EnvironmentPlan:
+        return cls(data["overrides"], {n: [tuple(p) for p in ps] for n, ps in data["placements"].items()}, data["waivers"])
+
+
+def plan_environment(stack: Stack, env: Environment, bases: dict[str, list[Obj]]) -> EnvironmentPlan:
+    """Plan one environment's objects against the stack's bases."""
+    env_ctx = RenderContext(stack.name, env.components, env.workloads, env, stack.waivers)
+    env_bases = component_objects(env_ctx, env_components(env))
+    waivers = [i for i, w in enumerate(stack.waivers) if waiver_targets(w, env_bases)]
+    names = [WORKLOADS_BASE, *env_components(env)]
+    overrides = _overrides(stack, {n: bases[n] for n in names}, env_bases, _own_patches(stack, env))
+    return EnvironmentPlan(overrides, {n: _placements(objects) for n, objects in env_bases.items()}, waivers)
+
+
+def environment_keys(stack: Stack) -> dict[str, str]:
+    """Per environment, a digest of everything its EnvironmentPlan reads: the environment itself and the
+    stack less its environments (and less where things are written: a line added above moves no
+    object), and which components have a base. The model is frozen plain data whose repr spells every
+    value, so equal reprs are equal inputs; an environment whose repr would not (an object shown by
+    its address) gets no key and is planned every time."""
+    shared = replace(stack, environments=(), digest="", written_at=frozen({}),
+                     waivers=tuple(replace(w, written_at=("", 1, 1)) for w in stack.waivers))
+    common = hashlib.sha256(repr((shared, used_components(stack))).encode())
+    keys = {}
+    for env in stack.environments:
+        text = repr(env)
+        if " at 0x" not in text:
+            h = common.copy()
+            h.update(text.encode())
+            keys[env.name] = h.hexdigest()
+    return keys
+
+
+def _placements(objects: list[Obj]) -> list[Placement]:
+    placed = []
+    for o in objects:
+        m = o.get("metadata") or {}
+        group = split_api_version(str(o.get("apiVersion", "")))[0]
+        placed.append((str(m.get("namespace") or ""), group, str(o.get("kind", "")), str(m.get("name", ""))))
+    return placed
+
+
+def _inventory(env_bases: dict[str, list[Placement]], extra: dict[str, list[Placement]], profile_components: list) -> Inventory:
     """What an environment's render holds, for its Argo CD objects: bases (Applications),
     cluster-scoped objects per base (the AppProject's whitelist) and namespaces (its destinations)."""
     found = Inventory()
-    with_profile_objects = {**{n: objs + extra[n] for n, objs in env_bases.items()}}
+    with_profile_objects = {n: placed + extra[n] for n, placed in env_bases.items()}
     for component in profile_components:
         for path, content in component.files.items():
             if isinstance(content, dict) and content.get("kind") not in ("Component", None) and not path.startswith("patches/"):
-                with_profile_objects.setdefault(content["metadata"]["labels"][COMPONENT_LABEL], []).append(content)
-    for name, objects in with_profile_objects.items():
+                with_profile_objects.setdefault(content["metadata"]["labels"][COMPONENT_LABEL], []).extend(_placements([content]))
+    for name, placed in with_profile_objects.items():
         found.bases.append(name)
         cluster = found.cluster_objects.setdefault(name, set())
-        for o in objects:
-            m = o.get("metadata") or {}
-            if m.get("namespace"):
-                found.namespaces.add(m["namespace"])
+        for namespace, group, kind, object_name in placed:
+            if namespace:
+                found.namespaces.add(namespace)
             else:
-                cluster.add((split_api_version(str(o.get("apiVersion", "")))[0], str(o.get("kind", "")), str(m.get("name", ""))))
+                cluster.add((group, kind, object_name))
     return found
 
 

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, MutableMapping
 
 from kfgen.build_failure import explain_build_failure
 from kfgen.envpatch import Identity, identity
@@ -148,14 +148,15 @@ class _MemoryOutput:
 
 
 def render_in_memory(stack_path: Path, previous_for: Callable[[Stack], Previous | None] | None = None, *, display: str | None = None,
-                     kustomize: str | None = None, allow_outside: bool = False, repo: Path | None = None) -> Tree:
+                     kustomize: str | None = None, allow_outside: bool = False, repo: Path | None = None,
+                     memo: MutableMapping[str, dict] | None = None) -> Tree:
     """What `kfgen render` would write, without writing it: the same files (and record), the same
     checks (an InputError or LintFailed as render raises them); environments whose hydration keys
-    the previous render (`previous_for(stack)`) has are taken from it."""
+    the previous render (`previous_for(stack)`) has are taken from it; `memo`: as kfgen.plan.plan's."""
     from kfgen.render import LintFailed
 
     sources = read_sources(stack_path, display, allow_outside, repo, collect=True)
-    stack, planned = validate(sources)
+    stack, planned = validate(sources, memo)
     previous = previous_for(stack) if previous_for else None
     engine = find_engine(kustomize)
     output = _MemoryOutput(previous)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import replace
-from typing import Any
+from typing import Any, MutableMapping
 
 from kfgen import gitops_settings
 from kfgen.accelerators import offered_strategies, resolve_class, strategy_problem
@@ -30,11 +30,12 @@ GATEWAY_RESERVED = "/ambassador/"
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")  # and every kube-*
 
 
-def validate(sources: Sources) -> tuple[Stack, Tree]:
+def validate(sources: Sources, memo: MutableMapping[str, dict] | None = None) -> tuple[Stack, Tree]:
     """The one validation stage: the validated Stack and its planned tree, or InputError with every
-    problem of the stack. A stack that passes here never fails a render for input reasons."""
+    problem of the stack. A stack that passes here never fails a render for input reasons. `memo`:
+    environment plans of earlier renders (kfgen.plan.plan)."""
     stack = build_stack(sources)
-    return stack, plan(stack)
+    return stack, plan(stack, memo)
 
 
 def build_stack(sources: Sources) -> Stack:
