@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import stat
 import subprocess
@@ -148,12 +149,19 @@ def new_staging(out: Path) -> Path:
     """A fresh temporary sibling of `out`, marked as kfgen's; leftovers of interrupted renders are
     removed first, but only those kfgen can prove are its own (its mark, or a tree its provenance covers)."""
     for stale in out.parent.glob(f".{out.name}.kfgen-*"):
-        if stale.is_dir() and not stale.is_symlink() and _left_by_kfgen(stale) and not _being_removed(stale):
+        # the lock first: a tree its remover is deleting changes under any other look
+        if stale.is_dir() and not stale.is_symlink() and not _being_removed(stale) and _left_by_kfgen(stale):
             shutil.rmtree(stale, ignore_errors=True)
-    staging = out.parent / f".{out.name}.kfgen-new-{os.getpid()}"
+    staging = out.parent / f".{out.name}.kfgen-new-{_unique()}"
     staging.mkdir(parents=True)
     (staging / STAGING_MARK).write_text(f"kfgen staging of {out.name}\n")
     return staging
+
+
+def _unique() -> str:
+    """A name part no other folder beside the output has: the previous tree may still be on its way out
+    under the name of this process's last staging folder."""
+    return f"{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def _left_by_kfgen(folder: Path) -> bool:
@@ -162,7 +170,7 @@ def _left_by_kfgen(folder: Path) -> bool:
         return True
     try:
         check_written_by_kfgen(folder)
-    except InputError:
+    except (InputError, OSError):
         return False
     return True
 
@@ -291,7 +299,7 @@ def exchange_in(staging: Path, out: Path) -> Path | None:
         return None
     if _exchange(staging, out):
         return staging
-    old = out.parent / f".{out.name}.kfgen-old-{os.getpid()}"
+    old = out.parent / f".{out.name}.kfgen-old-{_unique()}"
     os.rename(out, old)
     os.rename(staging, out)
     return old

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,15 @@ def edit(path: Path, old: str, new: str, count: int = 1) -> None:
     text = path.read_text()
     assert text.count(old) >= count, f"{old!r} not in {path}"
     path.write_text(text.replace(old, new, count))
+
+
+def leftovers(folder: Path, wait_seconds: float = 60) -> list[Path]:
+    """kfgen's folders beside the outputs in `folder` (staging, replaced trees) once the background
+    removals of replaced trees have finished (a render answers first, then its tree goes)."""
+    deadline = time.monotonic() + wait_seconds
+    while (found := sorted(folder.glob(".*.kfgen-*"))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
 
 
 def read_tree(root: Path) -> dict[str, bytes]:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import copy_stack, read_tree
+from conftest import copy_stack, leftovers, read_tree
 
 from kfgen.load import load_bytes
 from kfgen.yamlio import dump
@@ -171,6 +171,7 @@ def test_two_renders_at_once_are_serialized_never_mixed(tmp_path):
         results = [p.communicate(timeout=120) for p in procs]
         assert [p.returncode for p in procs] == [0, 0], results
         assert read_tree(out) in (expected["a"], expected["b"])
+    assert not leftovers(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "alone-a", "alone-b", "b", "out"]  # no lock file or staging left
 
 
@@ -221,7 +222,7 @@ def test_an_interrupted_render_leaves_the_previous_output(kfgen, tmp_path, slow_
         assert processes_running(str(tmp_path)) == []  # and no kustomize (or what it started) left running
     assert read_tree(out) == before
     assert kfgen("render", stack, "--out", out).code == 0  # and the next render recovers
-    assert read_tree(out) != before and not list(tmp_path.glob(".out.kfgen-*"))
+    assert read_tree(out) != before and not leftovers(tmp_path)  # the replaced tree, removed after kfgen answered
 
 
 def test_symlinks_in_the_output_are_not_followed(kfgen, tmp_path):
