@@ -76,11 +76,11 @@ def plan(stack: Stack, memo: MutableMapping[str, dict] | None = None) -> Tree:
     keys = environment_keys(stack) if memo is not None else {}
     for env in stack.environments:
         key = keys.get(env.name)
-        if key is not None and key in memo:
+        if memo is not None and key is not None and key in memo:
             own = EnvironmentPlan.from_data(memo[key])
         else:
             own = plan_environment(stack, env, bases)
-            if key is not None:
+            if memo is not None and key is not None:
                 memo[key] = own.as_data()
         matched |= {stack.waivers[i] for i in own.waivers}  # objects only this environment has
         names = [WORKLOADS_BASE, *env_components(env)]

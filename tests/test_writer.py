@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 from conftest import edit, git, read_tree
@@ -160,3 +161,23 @@ def test_leftovers_are_removed_only_when_kfgen_can_prove_they_are_its_own(kfgen,
     assert not interrupted.exists()
     assert (planted / "notes.txt").read_text() == "mine\n"
     assert not (out / ".kfgen-staging").exists()  # the mark never reaches the output
+
+
+def test_the_replaced_tree_goes_after_kfgen_answers_hidden_from_git_and_locked_while_it_goes(example, tmp_path):
+    from kfgen.render import render
+    from kfgen.writer import new_staging
+
+    out = tmp_path / "out"
+    render(example, out)
+    example.write_text(example.read_text().replace('args: [--steps, "200"]', 'args: [--steps, "201"]'))
+    result = render(example, out, remove_previous=False)
+    retired = result.retired
+    assert retired is not None and retired.folder.parent == tmp_path and (out / "provenance.json").is_file()
+    assert (retired.folder / ".gitignore").read_text() == "*\n"  # `git status` right after a render shows nothing
+    new_staging(out)  # the next render's sweep of leftovers: not while the remover holds the lock
+    assert retired.folder.is_dir()
+    retired.remove_after_exit()
+    deadline = time.monotonic() + 60
+    while retired.folder.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not retired.folder.exists()
