@@ -154,7 +154,11 @@ def reported_outputs(template: dict) -> dict:
     key = (location.get(kind) or {}).get(key_field, "")
 
     def stored(name: str, file: str) -> dict:
-        return {kind: {key_field: f"{key}/{file}"}} if kind else {}
+        # SetType makes an empty location of the repository's kind, SetKey its key; Go's encoding
+        # then writes AzureBlobContainer's endpoint and container, which have no omitempty
+        # (pkg/apis/workflow/v1alpha1/workflow_types.go:1219, 2705-2732).
+        empty = {"endpoint": "", "container": ""} if kind == "azure" else {}
+        return {kind: {**empty, key_field: f"{key}/{file}"}} if kind else {}
 
     outputs = dict(template.get("outputs") or {})
     artifacts = [{**art, **stored(art["name"], f"{art['name']}.tgz")} for art in outputs.get("artifacts") or []]
