@@ -1,8 +1,8 @@
 """The render's operators, each run as a local process against the test control plane, as its pod would run it.
 
 `Operators(cluster, synced, folder)` is a context manager; `start(deployment, binary)` runs the
-locally built binary in place of the rendered container's command, with:
-- the container's args, `$(VAR)` references expanded as the kubelet expands them;
+locally built binary in place of the first word of the rendered container's command, with:
+- the rest of the command and the args, `$(VAR)` references expanded as the kubelet expands them;
 - its env resolved as the kubelet does: plain values, fieldRef (metadata.name / namespace / uid,
   spec.nodeName / serviceAccountName, status.podIP / hostIP), configMapKeyRef and secretKeyRef
   (read from the API), envFrom; nothing of the test process's environment but PATH;
@@ -194,9 +194,11 @@ class Operators:
     # --- running one ---------------------------------------------------------------------------------
 
     def start(self, deployment_name: str, binary: Path | None, *, container: str | None = None,
-              moved: dict[int, str] | None = None) -> Operator:
-        """Run the binary as the Deployment's container (the first, or the one named); wait until
-        its rendered readiness probe answers, its pod is Ready and every Service selecting it lists it."""
+              moved: dict[int, str] | None = None, image_env: dict[str, str] | None = None) -> Operator:
+        """Run the binary as the Deployment's container (the first, or the one named): the binary
+        takes the place of the command's first word, the rest of the command and the args follow.
+        `image_env` is what the image itself sets (its ENV lines), which no manifest says. Waits
+        until the rendered readiness probe answers, the pod is Ready and every Service selecting it lists it."""
         if binary is None or not Path(binary).exists():
             raise OperatorError(f"no built binary for {deployment_name} (run: python tests/cluster/build.py)")
         deployment = self.deployment(deployment_name)
@@ -214,10 +216,10 @@ class Operators:
         config["contexts"][0]["context"]["namespace"] = namespace
         kubeconfig.write_text(json.dumps(config))
 
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work), "HOSTNAME": pod["metadata"]["name"]}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work), "HOSTNAME": pod["metadata"]["name"], **(image_env or {})}
         env.update(self._environment(main, pod))
         env["KUBECONFIG"] = str(kubeconfig)
-        args = [expand(a, env) for a in main.get("args") or []]
+        args = [expand(a, env) for a in (main.get("command") or [])[1:] + (main.get("args") or [])]
         ports: dict[int, int] = {}
         for port, flag in (moved or {}).items():
             ports[port] = free_port()
