@@ -355,15 +355,11 @@ class Operators:
         conditions = [{"type": t, "status": s, "lastTransitionTime": at} for t, s in
                       (("PodReadyToStartContainers", "True"), ("Initialized", "True"), ("Ready", ready_text),
                        ("ContainersReady", ready_text), ("PodScheduled", "True"))]
-        if phase == "Running":
-            state = {"running": {"startedAt": at}}
-        else:
-            state = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": at, "finishedAt": at}}
+        exited = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": at, "finishedAt": at}}
 
         def statuses(containers: list[dict], done: bool) -> list[dict]:
             return [{"name": c["name"], "image": c["image"], "imageID": "", "ready": ready, "restartCount": 0, "started": not done,
-                     "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": at, "finishedAt": at}} if done else state}
-                    for c in containers]
+                     "state": exited if done else {"running": {"startedAt": at}}} for c in containers]
 
         status = {"phase": phase, "conditions": conditions, "hostIP": self.address, "hostIPs": [{"ip": self.address}],
                   "podIP": self.address, "podIPs": [{"ip": self.address}], "startTime": at,
