@@ -33,9 +33,13 @@ Expectations come from upstream's operator source (paths under operator/ at v1.1
 from __future__ import annotations
 
 import copy
+import http.client
 import json
 import re
+import ssl
 import time
+import uuid
+from dataclasses import dataclass
 
 import pytest
 
@@ -53,13 +57,22 @@ ENGINE = "seldon-container-engine"
 INITIALIZER_SUFFIX = "-model-initializer"
 WEBHOOK = "v1.vseldondeployment.kb.io"
 WEBHOOK_CALLED = "Validating v1 Webhook called for CREATE"
+MUTATE_PATH = "/mutate-machinelearning-seldon-io-v1-seldondeployment"
 SINGLE_TRAFFIC = "Traffic must sum be 100 for a single predictor when set"
 RESTRICTED_PROBE = "kfgen-restricted-probe"
 WAIT = 180  # generous: two cores shared with other control planes; every wait fails, never hangs
 
 
+@dataclass
+class Serving:
+    operators: Operators
+    operator: object  # operators.Operator: the manager
+    sdeps: list[dict]
+    ca: bytes  # the webhook certificate's CA (certgen's)
+
+
 @pytest.fixture(scope="module")
-def serving(cluster, environment, tmp_path_factory):
+def serving(cluster, environment, tmp_path_factory) -> Serving:
     """The environment synced, the manager running as rendered, the SeldonDeployments applied again through its webhook."""
     synced = cluster.synced(*environment)
     sdeps = [o for o in synced.objects if o["kind"] == "SeldonDeployment"]
@@ -83,7 +96,7 @@ def serving(cluster, environment, tmp_path_factory):
                                   lambda n=name, s=sdep: api.exists(f"/apis/apps/v1/namespaces/{s['metadata']['namespace']}/deployments/{n}"),
                                   WAIT)
         operator.settled = time.monotonic()  # the log is read a fixed time after the models are reconciled
-        yield operators, operator, sdeps
+        yield Serving(operators, operator, sdeps, ca)
 
 
 def wait_until(check, seconds: float, what: str):
@@ -150,7 +163,7 @@ def model_container(predictor: dict) -> str:
 
 def test_the_webhook_admits_every_rendered_seldondeployment(serving):
     """Applied again as Argo CD syncs them, every SeldonDeployment is stored, and the manager's log shows its webhook was asked."""
-    operators, operator, sdeps = serving
+    operators, operator, sdeps = serving.operators, serving.operator, serving.sdeps
     for sdep in sdeps:
         assert operators.api.exists(operators.api.path(sdep)), ident(sdep)
     called = {entry.get("name") for entry in log_entries(operator) if entry.get("msg") == WEBHOOK_CALLED}
@@ -159,7 +172,7 @@ def test_the_webhook_admits_every_rendered_seldondeployment(serving):
 
 def test_the_webhook_refuses_what_seldons_validation_refuses(serving):
     """A rendered SeldonDeployment with its single predictor's traffic set to 40: the manager's webhook denies it."""
-    operators, _, sdeps = serving
+    operators, sdeps = serving.operators, serving.sdeps
     invalid = copy.deepcopy(sdeps[0])
     invalid["metadata"]["name"] += "-invalid"
     invalid["spec"]["predictors"] = invalid["spec"]["predictors"][:1]
@@ -169,8 +182,39 @@ def test_the_webhook_refuses_what_seldons_validation_refuses(serving):
     assert WEBHOOK in str(refused.value) and SINGLE_TRAFFIC in str(refused.value), str(refused.value)
 
 
+def test_the_managers_mutating_path_is_served_and_admits(serving):
+    """The manager also serves its v1 Defaulter at MUTATE_PATH (main.go registers the v1 type's webhooks);
+    upstream's chart (templates/webhook.yaml, 1.17.1) and kfgen register only the validating webhook, so
+    no API server calls it. Asked as the API server would ask it, through the webhook Service's
+    endpoint and certificate, it admits every rendered SeldonDeployment."""
+    operators, sdeps = serving.operators, serving.sdeps
+    (configuration,) = operators.webhook_configurations(operators.deployment(DEPLOYMENT))
+    reference = configuration["webhooks"][0]["clientConfig"]["service"]
+    (service,) = operators.rendered("Service", reference["name"], reference["namespace"])
+    (port,) = [p["targetPort"] for p in service["spec"]["ports"] if p["port"] == reference.get("port", 443)]
+    context = ssl.create_default_context(cadata=serving.ca.decode())
+    for sdep in sdeps:
+        uid = str(uuid.uuid4())
+        review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": uid, "kind": {"group": "machinelearning.seldon.io", "version": "v1", "kind": "SeldonDeployment"},
+            "resource": {"group": "machinelearning.seldon.io", "version": "v1", "resource": "seldondeployments"},
+            "name": sdep["metadata"]["name"], "namespace": sdep["metadata"]["namespace"], "operation": "CREATE",
+            "userInfo": {"username": "kfgen-test"}, "object": sdep, "dryRun": True}}
+        connection = ServiceConnection(operators.address, port, f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc",
+                                       context)
+        try:
+            connection.request("POST", MUTATE_PATH, json.dumps(review), {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            body = response.read().decode(errors="replace")
+        finally:
+            connection.close()
+        assert response.status == 200, f"POST {MUTATE_PATH}: HTTP {response.status}: {body[:200]}"
+        answer = json.loads(body)["response"]
+        assert answer["uid"] == uid and answer["allowed"] is True, f"{ident(sdep)}: {answer}"
+
+
 def test_every_predictor_gets_its_deployment_with_seldons_containers(serving):
-    operators, _, sdeps = serving
+    operators, sdeps = serving.operators, serving.sdeps
     for sdep in sdeps:
         for predictor in sdep["spec"]["predictors"]:
             deployment = stored_deployment(operators.api, sdep, predictor)
@@ -184,7 +228,7 @@ def test_every_predictor_gets_its_deployment_with_seldons_containers(serving):
 def test_each_models_route_reaches_a_service_of_its_predictor(serving):
     """The rendered Mapping's `service` (name.namespace:port) is a Service the manager made, whose port is
     that port and whose selector picks the predictor's pods on a port of its executor."""
-    operators, _, sdeps = serving
+    operators, sdeps = serving.operators, serving.sdeps
     by_name = {s["metadata"]["name"]: s for s in sdeps}
     mappings = [m for m in operators.rendered("Mapping") if (m["metadata"].get("labels") or {}).get("kfgen.io/workload") in by_name]
     assert len(mappings) >= len(sdeps), "a served model without its Mapping"
@@ -213,7 +257,7 @@ def test_each_models_route_reaches_a_service_of_its_predictor(serving):
 
 def test_every_predictor_gets_its_pods_admitted(serving):
     """The ReplicaSet controller creates each predictor Deployment's pods: Pod Security admits them (no FailedCreate)."""
-    operators, _, sdeps = serving
+    operators, sdeps = serving.operators, serving.sdeps
     api = operators.api
     for sdep in sdeps:
         namespace = sdep["metadata"]["namespace"]
@@ -235,7 +279,7 @@ def test_restricted_refuses_seldons_containers_and_nothing_else(serving):
     """Why the workload namespace enforces `baseline` (kfgen/components/seldon_core/deviations.py): each
     predictor's pod, as the manager writes it, dry-run in a namespace that enforces `restricted`, is
     refused for the executor and the model initializer alone."""
-    operators, _, sdeps = serving
+    operators, sdeps = serving.operators, serving.sdeps
     api = operators.api
     probe_namespace(api, {s["spec"]["predictors"][0]["componentSpecs"][0]["spec"]["serviceAccountName"] for s in sdeps})
     for sdep in sdeps:
@@ -251,8 +295,7 @@ def test_restricted_refuses_seldons_containers_and_nothing_else(serving):
 
 
 def test_the_managers_log_has_no_forbidden_or_unknown_field(serving):
-    _, operator, _ = serving
-    assert operator.problems() == []
+    assert serving.operator.problems() == []
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -268,6 +311,20 @@ def log_entries(operator) -> list[dict]:
         if isinstance(entry, dict):
             out.append(entry)
     return out
+
+
+class ServiceConnection(http.client.HTTPConnection):
+    """HTTPS to an endpoint's address, the certificate checked for the Service's DNS name, as the API
+    server calls a webhook Service."""
+
+    def __init__(self, address: str, port: int, hostname: str, context: ssl.SSLContext):
+        super().__init__(address, port, timeout=30)
+        self.hostname = hostname
+        self.context = context
+
+    def connect(self) -> None:
+        super().connect()
+        self.sock = self.context.wrap_socket(self.sock, server_hostname=self.hostname)
 
 
 NAMED = re.compile(r'containers? ((?:"[^"]+"(?:, )?)+)')
