@@ -1,8 +1,8 @@
 """The render's operators, each run as a local process against the test control plane, as its pod would run it.
 
 `Operators(cluster, synced, folder)` is a context manager; `start(deployment, binary)` runs the
-locally built binary in place of the rendered container's command, with:
-- the container's args, `$(VAR)` references expanded as the kubelet expands them;
+locally built binary in place of the first word of the rendered container's command, with:
+- the rest of the command and the args, `$(VAR)` references expanded as the kubelet expands them;
 - its env resolved as the kubelet does: plain values, fieldRef (metadata.name / namespace / uid,
   spec.nodeName / serviceAccountName, status.podIP / hostIP), configMapKeyRef and secretKeyRef
   (read from the API), envFrom; nothing of the test process's environment but PATH;
@@ -194,9 +194,11 @@ class Operators:
     # --- running one ---------------------------------------------------------------------------------
 
     def start(self, deployment_name: str, binary: Path | None, *, container: str | None = None,
-              moved: dict[int, str] | None = None) -> Operator:
-        """Run the binary as the Deployment's container (the first, or the one named); wait until
-        its rendered readiness probe answers, its pod is Ready and every Service selecting it lists it."""
+              moved: dict[int, str] | None = None, image_env: dict[str, str] | None = None) -> Operator:
+        """Run the binary as the Deployment's container (the first, or the one named): the binary
+        takes the place of the command's first word, the rest of the command and the args follow.
+        `image_env` is what the image itself sets (its ENV lines), which no manifest says. Waits
+        until the rendered readiness probe answers, the pod is Ready and every Service selecting it lists it."""
         if binary is None or not Path(binary).exists():
             raise OperatorError(f"no built binary for {deployment_name} (run: python tests/cluster/build.py)")
         deployment = self.deployment(deployment_name)
@@ -205,7 +207,6 @@ class Operators:
         main = next((c for c in spec["containers"] if container in (None, c["name"])), None)
         if main is None:
             raise OperatorError(f"Deployment {namespace}/{deployment_name} has no container {container}")
-        self._register_node()
         pod = self._adopt_pod(deployment)
         work = self.folder / deployment_name
         work.mkdir(parents=True, exist_ok=True)
@@ -215,10 +216,10 @@ class Operators:
         config["contexts"][0]["context"]["namespace"] = namespace
         kubeconfig.write_text(json.dumps(config))
 
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work), "HOSTNAME": pod["metadata"]["name"]}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work), "HOSTNAME": pod["metadata"]["name"], **(image_env or {})}
         env.update(self._environment(main, pod))
         env["KUBECONFIG"] = str(kubeconfig)
-        args = [expand(a, env) for a in main.get("args") or []]
+        args = [expand(a, env) for a in (main.get("command") or [])[1:] + (main.get("args") or [])]
         ports: dict[int, int] = {}
         for port, flag in (moved or {}).items():
             ports[port] = free_port()
@@ -234,7 +235,7 @@ class Operators:
         probe = main.get("readinessProbe")
         if probe:
             operator.wait_for(f"{deployment_name}'s readiness probe", lambda: self._probe(main, probe, ports), READY_SECONDS)
-        self._set_pod_status(pod, ready=True)
+        self._report(pod, "Running", ready=True)
         for service in self.services_of(deployment):
             operator.wait_for(f"Endpoints of Service {namespace}/{service['metadata']['name']} listing {self.address}",
                               lambda s=service: self._listed(s), 90)
@@ -330,26 +331,46 @@ class Operators:
                 raise OperatorError(f"no pod of Deployment {namespace}/{deployment['metadata']['name']} after 120s")
             time.sleep(0.5)
         pod = sorted(pods, key=lambda p: p["metadata"]["name"])[0]
+        self.run_pod(pod)
+        return self.api.request("GET", pod_path(pod))
+
+    def run_pod(self, pod: dict) -> None:
+        """What a kubelet does with a pod it starts: bound to this Node (a scheduler's part), then
+        reported Running at this machine's address, its containers started but not yet ready."""
+        self._register_node()
         if not pod["spec"].get("nodeName"):
             binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod["metadata"]["name"]},
                        "target": {"apiVersion": "v1", "kind": "Node", "name": NODE}}
-            self.api.request("POST", f"/api/v1/namespaces/{namespace}/pods/{pod['metadata']['name']}/binding", binding)
-        self._set_pod_status(pod, ready=False)
-        return self.api.get({**pod, "apiVersion": "v1", "kind": "Pod"})
+            self.api.request("POST", pod_path(pod) + "/binding", binding)
+        self._report(pod, "Running", ready=False)
 
-    def _set_pod_status(self, pod: dict, *, ready: bool) -> None:
-        """What the kubelet reports: Running at this machine's address; Ready when the probe answers."""
+    def finish_pod(self, pod: dict) -> None:
+        """What a kubelet reports when every container of a pod exited 0: Succeeded."""
+        self._report(pod, "Succeeded", ready=False)
+
+    def _report(self, pod: dict, phase: str, *, ready: bool) -> None:
+        """The pod's status as the kubelet writes it (pods/status)."""
         ready_text = "True" if ready else "False"
-        started = now()
-        conditions = [{"type": t, "status": s, "lastTransitionTime": started} for t, s in
+        at = now()
+        conditions = [{"type": t, "status": s, "lastTransitionTime": at} for t, s in
                       (("PodReadyToStartContainers", "True"), ("Initialized", "True"), ("Ready", ready_text),
                        ("ContainersReady", ready_text), ("PodScheduled", "True"))]
-        containers = [{"name": c["name"], "image": c["image"], "imageID": "", "ready": ready, "restartCount": 0, "started": True,
-                       "state": {"running": {"startedAt": started}}} for c in pod["spec"]["containers"]]
-        status = {"phase": "Running", "conditions": conditions, "hostIP": self.address, "hostIPs": [{"ip": self.address}],
-                  "podIP": self.address, "podIPs": [{"ip": self.address}], "startTime": started, "containerStatuses": containers}
-        path = f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/{pod['metadata']['name']}/status"
-        self.api.request("PATCH", path, {"status": status}, content_type=MERGE)
+        if phase == "Running":
+            state = {"running": {"startedAt": at}}
+        else:
+            state = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": at, "finishedAt": at}}
+
+        def statuses(containers: list[dict], done: bool) -> list[dict]:
+            return [{"name": c["name"], "image": c["image"], "imageID": "", "ready": ready, "restartCount": 0, "started": not done,
+                     "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": at, "finishedAt": at}} if done else state}
+                    for c in containers]
+
+        status = {"phase": phase, "conditions": conditions, "hostIP": self.address, "hostIPs": [{"ip": self.address}],
+                  "podIP": self.address, "podIPs": [{"ip": self.address}], "startTime": at,
+                  "containerStatuses": statuses(pod["spec"]["containers"], phase != "Running")}
+        if pod["spec"].get("initContainers"):
+            status["initContainerStatuses"] = statuses(pod["spec"]["initContainers"], True)
+        self.api.request("PATCH", pod_path(pod) + "/status", {"status": status}, content_type=MERGE)
 
     def _environment(self, container: dict, pod: dict) -> dict[str, str]:
         """The container's environment as the kubelet resolves it (envFrom first, then env in order)."""
@@ -404,8 +425,8 @@ class Operators:
 
     # --- volumes -------------------------------------------------------------------------------------
 
-    def _project_volumes(self, container: dict, pod: dict, folder: Path) -> list[tuple[Path, str]]:
-        """(local path, mountPath) for each of the container's mounts, with the volume written out."""
+    def _project_volumes(self, container: dict, pod: dict, folder: Path) -> list[tuple[Path, str, bool]]:
+        """(local path, mountPath, read only) for each of the container's mounts, with the volume written out."""
         volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
         namespace = pod["metadata"]["namespace"]
         mounts = []
@@ -421,7 +442,7 @@ class Operators:
                 with self._lock:
                     self._volumes.append((namespace, pod, volume))
             source = volume.folder / mount["subPath"] if mount.get("subPath") else volume.folder
-            mounts.append((source, mount["mountPath"]))
+            mounts.append((source, mount["mountPath"], bool(mount.get("readOnly"))))
         return mounts
 
     def _write_volume(self, namespace: str, pod: dict, volume: _Volume, first: bool = False) -> None:
@@ -473,18 +494,20 @@ class Operators:
 
     # --- the process ---------------------------------------------------------------------------------
 
-    def _spawn(self, name: str, work: Path, argv: list[str], env: dict[str, str], mounts: list[tuple[Path, str]]) -> Process:
+    def _spawn(self, name: str, work: Path, argv: list[str], env: dict[str, str], mounts: list[tuple[Path, str, bool]]) -> Process:
         """The process in a private mount namespace where each volume sits at its rendered mountPath.
         Mount points that do not exist on this machine are created first (empty directories)."""
         if not shutil.which("unshare"):
             raise OperatorError("unshare (util-linux) is not on PATH: the operators' volumes cannot be mounted")
         script = ["set -e"]
-        for source, target in mounts:
+        for source, target, read_only in mounts:
             if source.is_dir():
                 script.append(f"mkdir -p {shlex.quote(target)}")
             else:
                 script.append(f"mkdir -p {shlex.quote(str(Path(target).parent))} && touch {shlex.quote(target)}")
             script.append(f"mount --bind {shlex.quote(str(source))} {shlex.quote(target)}")
+            if read_only:
+                script.append(f"mount -o remount,bind,ro {shlex.quote(target)}")
         script.append('exec "$@"')
         unshare = ["unshare", "--mount", "--propagation", "private"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
         log = work / f"{name}.log"
@@ -524,6 +547,10 @@ class Operators:
     def _listed(self, service: dict) -> bool:
         endpoints = self.api.request("GET", f"/api/v1/namespaces/{service['metadata']['namespace']}/endpoints/{service['metadata']['name']}")
         return any(a.get("ip") == self.address for s in endpoints.get("subsets") or [] for a in s.get("addresses") or [])
+
+
+def pod_path(pod: dict) -> str:
+    return f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/{pod['metadata']['name']}"
 
 
 VARIABLE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
