@@ -48,7 +48,8 @@ class Browser:
     def __init__(self, routes: dict[str, str], ca: Path):
         self.routes = routes
         self.session = requests.Session()
-        self.session.verify = str(ca)
+        self.session.trust_env = False  # the machine's proxy and CA bundle variables are not this browser's
+        self.ca = str(ca)
         self.visited: list[str] = []
 
     def local(self, url: str) -> str:
@@ -66,7 +67,8 @@ class Browser:
             headers["X-XSRFToken"] = xsrf
         for _ in range(12):
             self.visited.append(f"{method} {url}")
-            response = self.session.request(method, self.local(url), headers=headers, allow_redirects=False, timeout=60, **kwargs)
+            response = self.session.request(method, self.local(url), headers=headers, allow_redirects=False, timeout=60,
+                                            verify=self.ca, **kwargs)
             if response.status_code not in (301, 302, 303, 307, 308):
                 response.world_url = url  # type: ignore[attr-defined]
                 return response

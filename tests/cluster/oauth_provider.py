@@ -9,6 +9,7 @@ the token) and keeps every request so that tests can say what the hub sent.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import ssl
@@ -33,6 +34,14 @@ def make_certificate(folder: Path, hosts: list[str]) -> tuple[Path, Path, Path]:
     openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
             "-out", "leaf.crt", "-extfile", "leaf.ext", cwd=folder)
     return folder / "ca.crt", folder / "leaf.crt", folder / "leaf.key"
+
+
+def pkce_holds(issued: dict, verifier: str) -> bool:
+    """RFC 7636 section 4.6: the verifier, hashed as the challenge's method says, is the challenge."""
+    if issued.get("code_challenge_method", "plain") == "S256":
+        digest = hashlib.sha256(verifier.encode()).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == issued["code_challenge"]
+    return verifier == issued["code_challenge"]
 
 
 @dataclass
@@ -130,6 +139,8 @@ class Provider:
             return self.refuse(request, 400, "unknown or used code")
         if form.get("redirect_uri") != issued["redirect_uri"]:
             return self.refuse(request, 400, f"redirect_uri {form.get('redirect_uri')!r} differs from the authorization's")
+        if "code_challenge" in issued and not pkce_holds(issued, form.get("code_verifier", "")):
+            return self.refuse(request, 400, "the code_verifier does not match the authorization's code_challenge (PKCE)")
         token = secrets.token_urlsafe(24)
         self.tokens.add(token)
         self.answer(request, 200, {"access_token": token, "token_type": "bearer", "scope": issued.get("scope", "")})
