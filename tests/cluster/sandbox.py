@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .controlplane import Process, _die_with_parent
+from .controlplane import ApiError, Process, _die_with_parent
 
 CLONE_NEWNET = 0x40000000
 OVERLAID = ("/etc", "/usr", "/srv", "/run")  # where a mountPath may need a folder the host does not have
@@ -204,7 +204,15 @@ def _secret_data(api, namespace: str, name: str) -> dict[str, bytes]:
 
 
 def _config_map_data(api, namespace: str, name: str) -> dict[str, bytes]:
-    config_map = api.request("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+    deadline = time.monotonic() + 30  # kube-root-ca.crt is published by the controller-manager, soon after the namespace
+    while True:
+        try:
+            config_map = api.request("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+            break
+        except ApiError as error:
+            if error.status != 404 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     return {k: v.encode() for k, v in (config_map.get("data") or {}).items()}
 
 

@@ -34,7 +34,7 @@ from .sandbox import unavailable
 
 OVERLAYS = ROOT / "overlays"
 NOTEBOOK_LABEL = "component=singleuser-server"  # KubeSpawner's component label on notebook pods
-FORBIDDEN = re.compile(r"Forbidden|\b403\b")
+FORBIDDEN = re.compile(r"Forbidden|\b403 (?:GET|POST|PUT|PATCH|DELETE|HEAD)\b")  # the API server's refusals, the hub's own
 
 
 # --- what the stack says --------------------------------------------------------------------------
@@ -244,7 +244,8 @@ def assert_no_forbidden(hub) -> None:
 
 def spawn(hub, api, form: FormParser, profile: str) -> dict:
     """Choose the profile in the form and start; the pod KubeSpawner creates (admitted: it exists)."""
-    response = hub.browser.go("POST", hub.url(form.action), data={"_xsrf": form.xsrf, "profile": profile})
+    before = len(hub.log())
+    response = hub.browser.go("POST", hub.url(form.action), data={"_xsrf": form.xsrf, "profile": profile})  # the action carries _xsrf
     assert response.status_code == 200, f"spawn {profile}: HTTP {response.status_code} at {response.world_url}"
     deadline = time.monotonic() + 120
     while True:
@@ -253,7 +254,7 @@ def spawn(hub, api, form: FormParser, profile: str) -> dict:
         if live:
             return live[0]
         hub.alive()
-        failed = re.findall(r".*(?:Failed to spawn|Error starting|Unhandled error).*", hub.log())
+        failed = re.findall(r".*(?:Failed to spawn|Error starting|Unhandled error).*", hub.log()[before:])
         if failed or time.monotonic() > deadline:
             raise HubFailed(f"no notebook pod for {profile}: {failed}\n{hub.hub.tail(40)}")
         time.sleep(0.5)
