@@ -29,7 +29,8 @@ import requests
 from . import build
 from .controlplane import ApiError, Process
 from .oauth_provider import Provider, make_certificate
-from .sandbox import Node, Relay, container_env, container_mounts, volume_folders
+from .operators import Operators
+from .sandbox import Node, Relay
 
 PROVIDER_ADDRESS = "127.0.0.2"  # the node's address for the provider's names (127.0.0.1:443 is the API server)
 GITHUB = ("https://github.com/login/oauth/authorize", "https://github.com/login/oauth/access_token", "https://api.github.com/user")
@@ -202,10 +203,11 @@ def put_secret(api, namespace: str, name: str, values: dict[str, str]) -> None:
     api.request("POST", f"/api/v1/namespaces/{namespace}/secrets", body)
 
 
-def start_hub(cluster, objects: list[dict], login: Login, public: str, folder: Path, ready_seconds: float = 240) -> RunningHub:
+def start_hub(cluster, synced, login: Login, public: str, folder: Path, ready_seconds: float = 240) -> RunningHub:
     """Run the synced environment's hub and proxy pods in a node; ready when the hub answers through the proxy."""
     api = cluster.api
     venv_bin, proxy_bin = hub_programs()
+    objects = synced.objects
     hub_deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "hub")
     proxy_deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "proxy")
     namespace = hub_deployment["metadata"]["namespace"]
@@ -221,8 +223,10 @@ def start_hub(cluster, objects: list[dict], login: Login, public: str, folder: P
     seconds["pods"] = time.monotonic() - start
     hub_container = next(c for c in hub_pod["spec"]["containers"] if c["name"] == "hub")
     proxy_container = proxy_pod["spec"]["containers"][0]
-    mounts = {**container_mounts(hub_container, volume_folders(api, cluster.plane, hub_pod, folder / "volumes" / "hub")),
-              **container_mounts(proxy_container, volume_folders(api, cluster.plane, proxy_pod, folder / "volumes" / "proxy"))}
+    kubelet = Operators(cluster, synced, folder / "pods")  # the operator runner's volumes and environment; it runs nothing here
+    mounts = kubelet._project_volumes(hub_container, hub_pod, folder / "volumes" / "hub") + \
+        kubelet._project_volumes(proxy_container, proxy_pod, folder / "volumes" / "proxy")
+    in_cluster = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}  # what the kubelet adds: the relayed API server
 
     provider_hosts = sorted({urlparse(u).hostname for u in login.endpoints})
     ca, certificate, key = make_certificate(folder / "provider-tls", provider_hosts)
@@ -245,9 +249,9 @@ def start_hub(cluster, objects: list[dict], login: Login, public: str, folder: P
                 node.relays.append(_relay_within(node, port, target))
         base_env = {"PATH": f"{venv_bin}:{proxy_bin}:/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}
         proxy = node.start("proxy", [*proxy_container.get("command", []), *proxy_container.get("args", [])],
-                           {**base_env, "HOME": "/tmp", **container_env(api, proxy_pod, proxy_container)}, proxy_container.get("workingDir"))
+                           {**base_env, "HOME": "/tmp", **in_cluster, **kubelet._environment(proxy_container, proxy_pod)}, proxy_container.get("workingDir"))
         hub = node.start("hub", [*hub_container.get("command", []), *hub_container.get("args", [])],
-                         {**base_env, "HOME": hub_container.get("workingDir", "/tmp"), **container_env(api, hub_pod, hub_container)},
+                         {**base_env, "HOME": hub_container.get("workingDir", "/tmp"), **in_cluster, **kubelet._environment(hub_container, hub_pod)},
                          hub_container.get("workingDir"))
         public_port = next(port for service, port, _ in ports if service == "proxy-public")
         gateway = node.relay_out(public_port)

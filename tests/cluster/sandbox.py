@@ -8,12 +8,12 @@ Secrets, a ServiceAccount token from the TokenRequest API, the cluster's CA, emp
 is untouched: /etc, /usr, /srv and /run are overlays whose changes stay in the test's folder.
 
 Programs are started in the node by `nsenter`; the test reaches the node's ports, and the node the
-host's API server, through relays between the two network namespaces (`Relay`).
+host's API server, through relays between the two network namespaces (`Relay`). The volumes and the
+environment are the operator runner's (operators.py), which reads them from the API as the kubelet does.
 """
 
 from __future__ import annotations
 
-import base64
 import ctypes
 import os
 import select
@@ -27,11 +27,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .controlplane import ApiError, Process, _die_with_parent
+from .controlplane import Process, _die_with_parent
 
 CLONE_NEWNET = 0x40000000
 OVERLAID = ("/etc", "/usr", "/srv", "/run")  # where a mountPath may need a folder the host does not have
-SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -131,9 +130,9 @@ class Node:
         assert self.holder is not None
         return self.holder.popen.pid
 
-    def boot(self, mounts: dict[str, Path], hosts: dict[str, str], ca: Path | None = None) -> None:
-        """Make the namespaces: loopback up, overlays, /etc/hosts, the CA trusted, each folder of
-        `mounts` bound at its path (a path the others' sources lie under is bound last)."""
+    def boot(self, mounts: list[tuple[Path, str, bool]], hosts: dict[str, str], ca: Path | None = None) -> None:
+        """Make the namespaces: loopback up, overlays, /etc/hosts, the CA trusted, each (folder,
+        mountPath, read only) of `mounts` bound (a path the others' folders lie under is bound last)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         lines = ["set -e", "ip link set lo up"]
         for top in OVERLAID:
@@ -146,9 +145,10 @@ class Node:
         lines.append(f"cat {self.folder / 'hosts'} > /etc/hosts")
         if ca is not None:
             lines.append(f"cat {ca} >> /etc/ssl/certs/ca-certificates.crt")
-        ordered = sorted(mounts.items(), key=lambda kv: any(src.is_relative_to(kv[0]) for src in mounts.values()))
-        for target, source in ordered:
+        for source, target, read_only in sorted(mounts, key=lambda m: any(other.is_relative_to(m[1]) for other, _, _ in mounts)):
             lines += [f"mkdir -p {shlex.quote(target)}", f"mount --bind {shlex.quote(str(source))} {shlex.quote(target)}"]
+            if read_only:
+                lines.append(f"mount -o remount,bind,ro {shlex.quote(target)}")
         lines += ["echo node-ready", "exec sleep 86400"]
         script = self.folder / "boot.sh"
         script.write_text("\n".join(lines) + "\n")
@@ -194,114 +194,3 @@ class Node:
             process.stop()
         if self.holder is not None:
             self.holder.stop()
-
-
-# --- a pod's volumes and environment, as the kubelet gives them ------------------------------------
-
-def _secret_data(api, namespace: str, name: str) -> dict[str, bytes]:
-    secret = api.request("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
-    return {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
-
-
-def _config_map_data(api, namespace: str, name: str) -> dict[str, bytes]:
-    deadline = time.monotonic() + 30  # kube-root-ca.crt is published by the controller-manager, soon after the namespace
-    while True:
-        try:
-            config_map = api.request("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}")
-            break
-        except ApiError as error:
-            if error.status != 404 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-    return {k: v.encode() for k, v in (config_map.get("data") or {}).items()}
-
-
-def _write_keys(folder: Path, data: dict[str, bytes], items: list[dict] | None, mode: int) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    chosen = [(i["key"], i["path"], i.get("mode", mode)) for i in items] if items else [(k, k, mode) for k in data]
-    for key, path, file_mode in chosen:
-        target = folder / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data[key])
-        target.chmod(file_mode)
-
-
-def volume_folders(api, plane, pod: dict, folder: Path) -> dict[str, Path]:
-    """Each volume of the pod written to folder/<volume>: {volume name: folder}. Sources the
-    kubelet reads from the API are read from the API, with the pod's identity where it matters
-    (a projected ServiceAccount token is a TokenRequest for the pod's ServiceAccount)."""
-    namespace = pod["metadata"]["namespace"]
-    out = {}
-    for volume in pod["spec"].get("volumes", []):
-        target = folder / volume["name"]
-        if "configMap" in volume:
-            source = volume["configMap"]
-            _write_keys(target, _config_map_data(api, namespace, source["name"]), source.get("items"), source.get("defaultMode", 0o644))
-        elif "secret" in volume:
-            source = volume["secret"]
-            _write_keys(target, _secret_data(api, namespace, source["secretName"]), source.get("items"), source.get("defaultMode", 0o644))
-        elif "emptyDir" in volume or "persistentVolumeClaim" in volume:
-            target.mkdir(parents=True)
-        elif "projected" in volume:
-            mode = volume["projected"].get("defaultMode", 0o644)
-            for source in volume["projected"]["sources"]:
-                if "serviceAccountToken" in source:
-                    token = plane.token(namespace, pod["spec"]["serviceAccountName"], source["serviceAccountToken"].get("expirationSeconds", 3607))
-                    _write_keys(target, {"token": token.encode()}, [{"key": "token", "path": source["serviceAccountToken"]["path"]}], mode)
-                elif "configMap" in source:
-                    _write_keys(target, _config_map_data(api, namespace, source["configMap"]["name"]), source["configMap"].get("items"), mode)
-                elif "downwardAPI" in source:
-                    for item in source["downwardAPI"]["items"]:
-                        _write_keys(target, {"v": field_value(pod, item["fieldRef"]["fieldPath"]).encode()}, [{"key": "v", "path": item["path"]}], mode)
-                else:
-                    raise NotImplementedError(f"projected source {sorted(source)} of volume {volume['name']}")
-        else:
-            raise NotImplementedError(f"volume {volume['name']}: {sorted(k for k in volume if k != 'name')}")
-        out[volume["name"]] = target
-    return out
-
-
-def field_value(pod: dict, path: str) -> str:
-    values = {"metadata.namespace": pod["metadata"]["namespace"], "metadata.name": pod["metadata"]["name"],
-              "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default"), "status.podIP": "127.0.0.1",
-              "spec.nodeName": "node"}
-    return values[path]
-
-
-def container_mounts(container: dict, folders: dict[str, Path]) -> dict[str, Path]:
-    """{mountPath: local folder} of a container (subPath mounts are not needed here: refused)."""
-    out = {}
-    for mount in container.get("volumeMounts", []):
-        if mount.get("subPath"):
-            raise NotImplementedError(f"subPath mount {mount['mountPath']}")
-        out[mount["mountPath"]] = folders[mount["name"]]
-    return out
-
-
-def container_env(api, pod: dict, container: dict) -> dict[str, str]:
-    """The container's environment as the kubelet resolves it: envFrom, then env (valueFrom from
-    the API), then the kubelet's KUBERNETES_SERVICE_* (the API server, relayed into the node)."""
-    namespace = pod["metadata"]["namespace"]
-    env: dict[str, str] = {}
-    for source in container.get("envFrom", []):
-        prefix = source.get("prefix", "")
-        if "configMapRef" in source:
-            data = _config_map_data(api, namespace, source["configMapRef"]["name"])
-        else:
-            data = _secret_data(api, namespace, source["secretRef"]["name"])
-        env.update({prefix + k: v.decode() for k, v in data.items()})
-    for var in container.get("env", []):
-        if "value" in var or "valueFrom" not in var:
-            env[var["name"]] = var.get("value", "")
-            continue
-        ref = var["valueFrom"]
-        if "configMapKeyRef" in ref:
-            env[var["name"]] = _config_map_data(api, namespace, ref["configMapKeyRef"]["name"])[ref["configMapKeyRef"]["key"]].decode()
-        elif "secretKeyRef" in ref:
-            env[var["name"]] = _secret_data(api, namespace, ref["secretKeyRef"]["name"])[ref["secretKeyRef"]["key"]].decode()
-        elif "fieldRef" in ref:
-            env[var["name"]] = field_value(pod, ref["fieldRef"]["fieldPath"])
-        else:
-            raise NotImplementedError(f"env {var['name']}: {sorted(ref)}")
-    env.update(KUBERNETES_SERVICE_HOST="127.0.0.1", KUBERNETES_SERVICE_PORT="443", KUBERNETES_SERVICE_PORT_HTTPS="443")
-    return env

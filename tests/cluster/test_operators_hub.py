@@ -30,11 +30,12 @@ import yaml
 
 from .conftest import ROOT, require_tier
 from .hub import GITHUB, FormParser, HubFailed, Login, page_xsrf, start_hub
+from .operators import PROBLEM
 from .sandbox import unavailable
 
 OVERLAYS = ROOT / "overlays"
 NOTEBOOK_LABEL = "component=singleuser-server"  # KubeSpawner's component label on notebook pods
-FORBIDDEN = re.compile(r"Forbidden|\b403 (?:GET|POST|PUT|PATCH|DELETE|HEAD)\b")  # the API server's refusals, the hub's own
+HUB_REFUSAL = re.compile(r"\b403 (?:GET|POST|PUT|PATCH|DELETE|HEAD)\b")  # the hub refusing a call (the culler's, the browser's)
 
 
 # --- what the stack says --------------------------------------------------------------------------
@@ -159,7 +160,7 @@ def hub(cluster, environment, tmp_path_factory):
     login, public = expected_login(spec)
     synced = cluster.synced(stack, env)
     start = time.monotonic()
-    running = start_hub(cluster, synced.objects, login, public, tmp_path_factory.mktemp(f"hub-{stack}-{env}"))
+    running = start_hub(cluster, synced, login, public, tmp_path_factory.mktemp(f"hub-{stack}-{env}"))
     cluster.seconds[f"hub {stack}/{env}"] = time.monotonic() - start
     try:
         yield running
@@ -238,7 +239,7 @@ def test_hub_log_has_no_forbidden(hub):
 
 
 def assert_no_forbidden(hub) -> None:
-    lines = [line for line in hub.log().splitlines() if FORBIDDEN.search(line)]
+    lines = [line for line in hub.log().splitlines() if PROBLEM.search(line) or HUB_REFUSAL.search(line)]
     assert not lines, "\n".join(lines[:20])
 
 
