@@ -21,6 +21,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urljoin, urlparse, urlunparse
 
@@ -128,11 +129,13 @@ class RunningHub:
     hub: Process
     proxy: Process
     provider: Provider
+    provider_server: ThreadingHTTPServer
     browser: Browser
     public: str  # the hub's public origin (https://<gateway hostname>)
     login: Login
     secret: dict[str, str]
     seconds: dict[str, float] = field(default_factory=dict)
+    landing: requests.Response | None = None  # where the login ended (once per hub)
 
     def url(self, path: str) -> str:
         return f"{self.public}{path}"
@@ -147,6 +150,7 @@ class RunningHub:
 
     def stop(self) -> None:
         self.node.stop()
+        self.provider_server.shutdown()
 
 
 def hub_programs() -> tuple[Path, Path]:
@@ -228,7 +232,7 @@ def start_hub(cluster, synced, login: Login, public: str, folder: Path, ready_se
         kubelet._project_volumes(proxy_container, proxy_pod, folder / "volumes" / "proxy")
     in_cluster = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}  # what the kubelet adds: the relayed API server
 
-    provider_hosts = sorted({urlparse(u).hostname for u in login.endpoints})
+    provider_hosts = sorted({urlparse(u).hostname or "" for u in login.endpoints})
     ca, certificate, key = make_certificate(folder / "provider-tls", provider_hosts)
     provider = Provider(*login.endpoints, client_id=secret["oauth-client-id"], client_secret=secret["oauth-client-secret"],
                         redirect_uri=login.callback, userinfo=login.userinfo)
@@ -257,8 +261,7 @@ def start_hub(cluster, synced, login: Login, public: str, folder: Path, ready_se
         gateway = node.relay_out(public_port)
         browser = Browser({public: f"http://127.0.0.1:{gateway.port}",
                            **{f"https://{h}": f"https://127.0.0.1:{server.server_address[1]}" for h in provider_hosts}}, ca)
-        running = RunningHub(namespace, node, hub, proxy, provider, browser, public, login, secret, seconds)
-        node.relays.append(_Stopper(server))
+        running = RunningHub(namespace, node, hub, proxy, provider, server, browser, public, login, secret, seconds)
         wait_ready(running, ready_seconds)
         seconds["ready"] = time.monotonic() - start
         return running
@@ -266,16 +269,6 @@ def start_hub(cluster, synced, login: Login, public: str, folder: Path, ready_se
         node.stop()
         server.shutdown()
         raise
-
-
-class _Stopper:
-    """Stops the provider with the node's relays."""
-
-    def __init__(self, server):
-        self.server = server
-
-    def close(self) -> None:
-        self.server.shutdown()
 
 
 def _relay_to_host(node: Node, address: str, port: int, host_port: int) -> Relay:
@@ -287,14 +280,15 @@ def _relay_within(node: Node, port: int, target: int) -> Relay:
 
 
 def wait_ready(hub: RunningHub, seconds: float) -> None:
-    """The hub's health endpoint answers through the proxy (the route the hub registered)."""
+    """The hub says it runs (its start is complete: routes added, services started) and its health
+    endpoint answers through the proxy, which reaches the hub by its Service's name."""
     deadline = time.monotonic() + seconds
     last = None
     while time.monotonic() < deadline:
         hub.alive()
         try:
             response = hub.browser.go("GET", hub.url("/notebooks/hub/health"))
-            if response.status_code == 200:
+            if response.status_code == 200 and "JupyterHub is now running" in hub.log():
                 return
             last = f"HTTP {response.status_code}"
         except (requests.RequestException, HubFailed) as error:

@@ -28,6 +28,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from kfgen.workload_specs import merged  # the stack's override rule, tested in tests/test_overrides.py
+
 from .conftest import ROOT, require_tier
 from .hub import GITHUB, FormParser, HubFailed, Login, page_xsrf, start_hub
 from .operators import PROBLEM
@@ -39,19 +41,6 @@ HUB_REFUSAL = re.compile(r"\b403 (?:GET|POST|PUT|PATCH|DELETE|HEAD)\b")  # the h
 
 
 # --- what the stack says --------------------------------------------------------------------------
-
-def merged(base, override):
-    """The stack's override rule: mappings merge key by key, null unsets, anything else replaces."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        out = dict(base)
-        for key, value in override.items():
-            if value is None:
-                out.pop(key, None)
-            else:
-                out[key] = merged(base.get(key), value)
-        return out
-    return override
-
 
 def stack_environment(stack: str, env: str) -> tuple[dict, dict, Path]:
     """(spec with the environment's overrides applied, the environment, the stack's folder)."""
@@ -169,9 +158,9 @@ def hub(cluster, environment, tmp_path_factory):
         cluster.dirty()  # the Secret, the user's volume claim: the next user starts from a clean cluster
 
 
-def logged_in(hub) -> str:
+def logged_in(hub):
     """Log the user in (once per hub) and return the page the hub sends them to."""
-    if getattr(hub, "landing", None) is None:
+    if hub.landing is None:
         page = hub.browser.go("GET", hub.url("/notebooks/hub/login"))
         assert page.status_code == 200, f"login page: HTTP {page.status_code}"
         assert "oauth_login" in page.text, "the login page has no link to the OAuth login"
