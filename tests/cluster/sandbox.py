@@ -19,6 +19,7 @@ import os
 import select
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -193,4 +194,12 @@ class Node:
         for process in reversed(self.processes):
             process.stop()
         if self.holder is not None:
+            # What the programs started in their own sessions (the hub's services) is in the node too.
+            network = os.readlink(f"/proc/{self.pid}/ns/net") if self.holder.alive() else None
+            for pid in (int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != self.pid):
+                try:
+                    if network and os.readlink(f"/proc/{pid}/ns/net") == network:
+                        os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
             self.holder.stop()
