@@ -7,7 +7,7 @@ from kfgen.components import PACKAGES
 from kfgen.context import RenderContext
 from kfgen.model import Waiver
 from kfgen.objects import Obj, namespace, network_policy, waive
-from kfgen.vocabulary import WORKLOADS_BASE
+from kfgen.vocabulary import POD_SECURITY_REASON, WORKLOADS_BASE
 
 
 def component_objects(ctx: RenderContext, components: list[str]) -> dict[str, list[Obj]]:
@@ -15,7 +15,8 @@ def component_objects(ctx: RenderContext, components: list[str]) -> dict[str, li
     installs it, and the workloads it runs)."""
     ns = ctx.workloads.namespace
     # Nothing reaches a workload pod unless a component lets it in (the gateway its models, a job its replicas).
-    out: dict[str, list[Obj]] = {WORKLOADS_BASE: [namespace(ns), network_policy("default-deny-ingress", ns, {}, ingress=[])]}
+    out: dict[str, list[Obj]] = {WORKLOADS_BASE: [workload_namespace(ctx, components),
+                                                  network_policy("default-deny-ingress", ns, {}, ingress=[])]}
     for name, package in PACKAGES.items():
         if name not in components:
             continue
@@ -24,6 +25,16 @@ def component_objects(ctx: RenderContext, components: list[str]) -> dict[str, li
     annotate_for_argocd(out)
     apply_waivers(ctx.waivers, out)
     return out
+
+
+def workload_namespace(ctx: RenderContext, components: list[str]) -> Obj:
+    """The workload namespace: Pod Security `restricted`, or `baseline` enforced (still audited and
+    warned at `restricted`) where a component's operator adds pods that `restricted` refuses."""
+    needs = [need for name, package in PACKAGES.items() if name in components and (need := package.workload_pod_security(ctx))]
+    if not needs:
+        return namespace(ctx.workloads.namespace)
+    assert {need.level for need in needs} == {"baseline"}, needs  # a component never asks for less
+    return namespace(ctx.workloads.namespace, enforce="baseline", annotations={POD_SECURITY_REASON: "; ".join(n.reason for n in needs)})
 
 
 def apply_waivers(waivers: tuple[Waiver, ...], objects: dict[str, list[Obj]]) -> set[Waiver]:

@@ -85,11 +85,14 @@ def obj(api_version: str, kind: str, metadata: Obj, **fields: Any) -> Obj:
     return out
 
 
-def namespace(name: str, level: str = "restricted", labels: dict | None = None) -> Obj:
-    """A Namespace with Pod Security admission enforcing `level`."""
-    pss = {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}
+def namespace(name: str, level: str = "restricted", labels: dict | None = None, *, enforce: str | None = None,
+              annotations: dict | None = None) -> Obj:
+    """A Namespace with Pod Security admission auditing and warning at `level`, and enforcing it (or
+    `enforce`, when pods someone else writes need a looser level: the audit and the warnings stay)."""
+    pss = {f"pod-security.kubernetes.io/{mode}": level for mode in ("audit", "warn")}
+    pss["pod-security.kubernetes.io/enforce"] = enforce or level
     pss["pod-security.kubernetes.io/enforce-version"] = "latest"
-    return obj("v1", "Namespace", meta(name, labels={**pss, **(labels or {})}))
+    return obj("v1", "Namespace", meta(name, labels={**pss, **(labels or {})}, annotations=annotations))
 
 
 def service_account(name: str, ns: str, annotations: dict | None = None, labels: dict | None = None, automount: bool | None = None) -> Obj:

@@ -19,6 +19,7 @@ STORAGE_LABEL = "kfgen.io/storage"  # PVCs whose storage class the cloud Compone
 # --- annotations --------------------------------------------------------------------------------
 WAIVER_PREFIX = "waivers.kfgen.io/"  # waivers.kfgen.io/<policy>: <reason>
 RISK_ANNOTATION_PREFIX = "risks.kfgen.io/"  # risks.kfgen.io/<risk>: <reason> (see kfgen.risks)
+POD_SECURITY_REASON = "kfgen.io/pod-security-reason"  # on a namespace that enforces less than `restricted`: why
 CHECKOV_SKIP = "checkov.io/skip"  # checkov.io/skip<N>: <check>=<reason>
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
 SYNC_OPTIONS = "argocd.argoproj.io/sync-options"

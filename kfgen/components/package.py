@@ -61,6 +61,15 @@ class GatewayRoute:
 
 
 @dataclass(frozen=True)
+class PodSecurityNeed:
+    """The Pod Security level that pods an operator writes into the workload namespace need, when
+    `restricted` refuses them and the operator gives no way to change that, and why."""
+
+    level: str  # "baseline": never less
+    reason: str
+
+
+@dataclass(frozen=True)
 class AcceleratorTarget:
     """Where an accelerator Component patches a workload kind: a kustomize patch target, the JSON
     pointer of the pod spec and of the container that gets the device."""
@@ -121,6 +130,11 @@ class ComponentPackage:
     def workloads(self, ctx: Any) -> list[Obj]:
         """The custom resources of the stack's workloads this component runs."""
         return []
+
+    def workload_pod_security(self, ctx: Any) -> PodSecurityNeed | None:
+        """What the pods this component's operator adds to the workload namespace need of its Pod
+        Security level, when `restricted` refuses them; None when they meet it."""
+        return None
 
     def runtime_images(self, component: Any, ctx: Any) -> set[str]:
         """Images the operator starts at run time that appear in no rendered `image` field."""

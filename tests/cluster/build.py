@@ -10,7 +10,8 @@ directives of upstream's own go.mod (Kubernetes' `./staging/...` replaces become
 `v0.<minor>.<patch>` modules), so the build resolves what upstream's does.
 
 The cache is $KFGEN_CLUSTER_CACHE (default ~/.cache/kfgen-cluster): `<cache>/<name>-<version>/bin/...`,
-a `.built` stamp written last. A target whose stamp exists is reused without touching the network.
+a `.built` stamp written last. A target whose stamp exists (for the hub: and names the packages it
+was built from, which are those of PROGRAMS) is reused without touching the network.
 Where the module proxy does not serve a pinned version, the next candidate of the target is built
 and its folder says which version it is (the README lists these).
 
@@ -21,6 +22,7 @@ Without Go (or node for the proxy): outside CI one line says what is missing and
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -137,7 +139,10 @@ PROGRAMS: dict[str, GoProgram | HubProgram] = {p.name: p for p in [
     # Kubernetes 1.31 is tested with etcd 3.5; v3.5.17 is the release nearest its own etcd image.
     GoProgram("etcd", "go.etcd.io/etcd/server/v3", ("v3.5.17",), {"etcd": "."}, main=ETCD_MAIN, checks=(("--version",),)),
     GoProgram("helm", "helm.sh/helm/v3", ("v3.22.0",), {"helm": "helm.sh/helm/v3/cmd/helm"}, checks=(("version",),)),
-    HubProgram("jupyterhub", "5.5.0", ("jupyterhub==5.5.0", "jupyterhub-kubespawner==7.0.0", "oauthenticator==17.4.0"),
+    # What the rendered jupyterhub_config.py uses: KubeSpawner, OAuthenticator's github and
+    # generic-oauth, and the idle culler it runs as a hub service (`python3 -m jupyterhub_idle_culler`).
+    HubProgram("jupyterhub", "5.5.0", ("jupyterhub==5.5.0", "jupyterhub-kubespawner==7.0.0", "oauthenticator==17.4.0",
+                                       "jupyterhub-idle-culler==1.4.0"),
                SHARED / "upstream-installs" / "jupyterhub" / "4.4.0" / "hub-requirements.txt", "configurable-http-proxy@5.2.0",
                checks=(("venv/bin/jupyterhub", "--version"), ("proxy/node_modules/.bin/configurable-http-proxy", "--version"))),
 ]}
@@ -151,12 +156,23 @@ class BuildFailed(Exception):
     """A step failed; the message names it."""
 
 
+def stamp(program: GoProgram | HubProgram) -> str:
+    """What a build's `.built` stamp holds: for the hub, what its venv was made of (its packages, the
+    image's pins, the proxy), so that a change to any of them builds it again; nothing for Go programs,
+    whose folder names their version."""
+    if isinstance(program, GoProgram):
+        return ""
+    pins = program.constraints.read_text() if program.constraints.is_file() else ""
+    return json.dumps({"packages": list(program.packages), "pins": hashlib.sha256(pins.encode()).hexdigest(), "proxy": program.proxy},
+                      sort_keys=True) + "\n"
+
+
 def built(program: GoProgram | HubProgram) -> Path | None:
     """The cache folder of a complete build of the program (pinned version first), or None."""
     versions = program.versions if isinstance(program, GoProgram) else (program.version,)
     for version in versions:
         folder = program.folder(version)
-        if (folder / ".built").is_file():
+        if (folder / ".built").is_file() and (folder / ".built").read_text() == stamp(program):
             return folder
     return None
 
@@ -388,7 +404,7 @@ def build_one(program: GoProgram | HubProgram) -> None:
     _OUTPUT.lines = []
     try:
         folder = build_go(program) if isinstance(program, GoProgram) else build_hub(program)
-        (folder / ".built").write_text("")
+        (folder / ".built").write_text(stamp(program))
         say(f"{program.name}: built in {folder} ({time.monotonic() - start:.0f}s)")
     finally:
         lines, _OUTPUT.lines = _OUTPUT.lines, None

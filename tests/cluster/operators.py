@@ -428,7 +428,8 @@ class Operators:
         mounts = []
         for mount in container.get("volumeMounts") or []:
             spec = volumes[mount["name"]]
-            kinds = {"secret", "configMap", "emptyDir", "projected", "downwardAPI"} & set(spec)
+            # A claim's volume is a fresh folder, as a newly provisioned volume is (the hub's database).
+            kinds = {"secret", "configMap", "emptyDir", "projected", "downwardAPI", "persistentVolumeClaim"} & set(spec)
             if not kinds:
                 raise OperatorError(f"volume {mount['name']} ({sorted(set(spec) - {'name'})}) is not projected by this runner")
             volume = _Volume(spec, folder / mount["name"], refresh=bool({"secret", "configMap", "projected"} & kinds))
@@ -464,6 +465,7 @@ class Operators:
                 elif "downwardAPI" in source:
                     files.update({item["path"]: self._field(pod, item["fieldRef"]["fieldPath"]).encode()
                                   for item in source["downwardAPI"]["items"]})
+        modes = file_modes(spec)
         for path, content in files.items():
             target = volume.folder / path
             if target.exists() and target.read_bytes() == content:
@@ -471,6 +473,8 @@ class Operators:
             target.parent.mkdir(parents=True, exist_ok=True)
             temporary = target.with_name(f".{target.name}.tmp")
             temporary.write_bytes(content)
+            # The kubelet's modes: a program may refuse a key others can read (JupyterHub's cookie secret).
+            temporary.chmod(modes.get(path, modes[None]))
             os.replace(temporary, target)  # a reader never sees half a file
 
     def _volume_files(self, plural: str, namespace: str, name: str, source: dict) -> dict[str, bytes]:
@@ -543,6 +547,19 @@ class Operators:
     def _listed(self, service: dict) -> bool:
         endpoints = self.api.request("GET", f"/api/v1/namespaces/{service['metadata']['namespace']}/endpoints/{service['metadata']['name']}")
         return any(a.get("ip") == self.address for s in endpoints.get("subsets") or [] for a in s.get("addresses") or [])
+
+
+def file_modes(volume: dict) -> dict[str | None, int]:
+    """{path: mode} of a volume's files as the kubelet sets them; None: the volume's defaultMode (0644 unless said)."""
+    kind = next(k for k in ("secret", "configMap", "projected", "downwardAPI", "emptyDir", "persistentVolumeClaim") if k in volume)
+    source = volume[kind] or {}
+    modes: dict[str | None, int] = {None: source.get("defaultMode", 0o644)}
+    sources = source.get("sources", []) if kind == "projected" else [{kind: source}]
+    for inner in sources:
+        for item in next(iter(inner.values())).get("items") or []:
+            if "mode" in item:
+                modes[item["path"]] = item["mode"]
+    return modes
 
 
 def pod_path(pod: dict) -> str:

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from kfgen.accelerators import image_variant
-from kfgen.components.package import AcceleratorTarget, ComponentPackage, Fail, GatewayRoute, Release, with_defaults
-from kfgen.components.seldon_core.deviations import DEVIATIONS
+from kfgen.components.package import AcceleratorTarget, ComponentPackage, Fail, GatewayRoute, PodSecurityNeed, Release, with_defaults
+from kfgen.components.seldon_core.deviations import DEVIATIONS, WORKLOAD_POD_SECURITY
 from kfgen.components.seldon_core.install import install
 from kfgen.components.seldon_core.models import MAX_PREDICTORS, predictor_label, serving_objects
 from kfgen.components.seldon_core.servers import PREDICTOR_SERVERS_KEY, server_image
@@ -77,6 +77,10 @@ class SeldonCore(ComponentPackage):
 
     def workloads(self, ctx: RenderContext) -> list[Obj]:
         return serving_objects(ctx)
+
+    def workload_pod_security(self, ctx: RenderContext) -> PodSecurityNeed | None:
+        """The executor and model initializer the manager adds to each model's pods need `baseline` (see deviations.py)."""
+        return PodSecurityNeed("baseline", WORKLOAD_POD_SECURITY) if ctx.workloads.enabled("serving") else None
 
     def routes(self, component: Component, env: Environment) -> list[GatewayRoute]:
         return [GatewayRoute(m.route.prefix, f"model {m.name}", ("workloads", "serving", m.name, "route", "prefix"))

@@ -13,6 +13,21 @@ OFF = ("the operator's Ambassador, Istio and KEDA integrations are off (AMBASSAD
        "kfgen routes models with its own v3alpha1 Mappings), so the operator never touches these kinds")
 MANAGER = "spec.template.spec.containers[manager]"
 
+# Not a difference from the chart (which leaves namespaces to you) but from kfgen's own rule that every
+# namespace enforces `restricted`; written on the workload namespace (kfgen.io/pod-security-reason).
+# From the operator's source at v1.17.1 and v1.18.2: createEngineContainer (controllers/seldondeployment_engine.go)
+# gives the executor {runAsUser: EXECUTOR_CONTAINER_USER, allowPrivilegeEscalation: false} and nothing else,
+# InjectModelInitializer (controllers/model_initializer_injector.go) gives the initializer no securityContext, and
+# neither reads anything of the SeldonDeployment that could add more (a container of the executor's name in the
+# componentSpec makes the manager skip its executor altogether). The pod's securityContext is kfgen's since 1.17.0
+# (createDeploymentWithoutEngine keeps one the SeldonDeployment sets; up to 1.16 it was replaced by
+# {runAsUser: DEFAULT_USER_ID}), so runAsNonRoot and the seccomp profile hold: the missing capabilities drop is
+# what `restricted` refuses (and the initializer's privilege escalation). `baseline` admits both.
+WORKLOAD_POD_SECURITY = ("Seldon Core v1's manager adds containers to each model's pods that the `restricted` level refuses and "
+                         "that a SeldonDeployment cannot change: its executor (seldon-container-engine, no capabilities dropped) "
+                         "and the model initializer (<container>-model-initializer, no securityContext); the workload namespace "
+                         "of an environment that serves models enforces `baseline`, still auditing and warning at `restricted`")
+
 DEVIATIONS = (
     namespace("seldon-system"),
     crd_schemas("machinelearning.seldon.io"),
