@@ -228,8 +228,8 @@ def start_hub(cluster, synced, login: Login, public: str, folder: Path, ready_se
     hub_container = next(c for c in hub_pod["spec"]["containers"] if c["name"] == "hub")
     proxy_container = proxy_pod["spec"]["containers"][0]
     kubelet = Operators(cluster, synced, folder / "pods")  # the operator runner's volumes and environment; it runs nothing here
-    mounts = kubelet._project_volumes(hub_container, hub_pod, folder / "volumes" / "hub") + \
-        kubelet._project_volumes(proxy_container, proxy_pod, folder / "volumes" / "proxy")
+    mounts = kubelet.project_volumes(hub_container, hub_pod, folder / "volumes" / "hub") + \
+        kubelet.project_volumes(proxy_container, proxy_pod, folder / "volumes" / "proxy")
     in_cluster = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}  # what the kubelet adds: the relayed API server
 
     provider_hosts = sorted({urlparse(u).hostname or "" for u in login.endpoints})
@@ -253,9 +253,9 @@ def start_hub(cluster, synced, login: Login, public: str, folder: Path, ready_se
                 node.relays.append(_relay_within(node, port, target))
         base_env = {"PATH": f"{venv_bin}:{proxy_bin}:/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}
         proxy = node.start("proxy", [*proxy_container.get("command", []), *proxy_container.get("args", [])],
-                           {**base_env, "HOME": "/tmp", **in_cluster, **kubelet._environment(proxy_container, proxy_pod)}, proxy_container.get("workingDir"))
+                           {**base_env, "HOME": "/tmp", **in_cluster, **kubelet.container_environment(proxy_container, proxy_pod)}, proxy_container.get("workingDir"))
         hub = node.start("hub", [*hub_container.get("command", []), *hub_container.get("args", [])],
-                         {**base_env, "HOME": hub_container.get("workingDir", "/tmp"), **in_cluster, **kubelet._environment(hub_container, hub_pod)},
+                         {**base_env, "HOME": hub_container.get("workingDir", "/tmp"), **in_cluster, **kubelet.container_environment(hub_container, hub_pod)},
                          hub_container.get("workingDir"))
         public_port = next(port for service, port, _ in ports if service == "proxy-public")
         gateway = node.relay_out(public_port)

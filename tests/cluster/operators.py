@@ -217,7 +217,7 @@ class Operators:
         kubeconfig.write_text(json.dumps(config))
 
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work), "HOSTNAME": pod["metadata"]["name"], **(image_env or {})}
-        env.update(self._environment(main, pod))
+        env.update(self.container_environment(main, pod))
         env["KUBECONFIG"] = str(kubeconfig)
         args = [expand(a, env) for a in (main.get("command") or [])[1:] + (main.get("args") or [])]
         ports: dict[int, int] = {}
@@ -228,7 +228,7 @@ class Operators:
             args = [a for a in args if not a.startswith(name + "=")] + [value]
         # The pod as admitted: its mounts include the ServiceAccount's token, which admission adds.
         admitted = next(c for c in pod["spec"]["containers"] if c["name"] == main["name"])
-        mounts = self._project_volumes(admitted, pod, work / "volumes")
+        mounts = self.project_volumes(admitted, pod, work / "volumes")
         process = self._spawn(deployment_name, work, [str(binary), *args], env, mounts)
         operator = Operator(deployment, main, pod["metadata"]["name"], process, ports)
         self.running.append(operator)
@@ -368,7 +368,7 @@ class Operators:
             status["initContainerStatuses"] = statuses(pod["spec"]["initContainers"], True)
         self.api.request("PATCH", pod_path(pod) + "/status", {"status": status}, content_type=MERGE)
 
-    def _environment(self, container: dict, pod: dict) -> dict[str, str]:
+    def container_environment(self, container: dict, pod: dict) -> dict[str, str]:
         """The container's environment as the kubelet resolves it (envFrom first, then env in order)."""
         namespace = pod["metadata"]["namespace"]
         out: dict[str, str] = {}
@@ -421,7 +421,7 @@ class Operators:
 
     # --- volumes -------------------------------------------------------------------------------------
 
-    def _project_volumes(self, container: dict, pod: dict, folder: Path) -> list[tuple[Path, str, bool]]:
+    def project_volumes(self, container: dict, pod: dict, folder: Path) -> list[tuple[Path, str, bool]]:
         """(local path, mountPath, read only) for each of the container's mounts, with the volume written out."""
         volumes = {v["name"]: v for v in pod["spec"].get("volumes") or []}
         namespace = pod["metadata"]["namespace"]
@@ -560,6 +560,16 @@ def file_modes(volume: dict) -> dict[str | None, int]:
             if "mode" in item:
                 modes[item["path"]] = item["mode"]
     return modes
+
+
+def wait_until(check, seconds: float, what: str):
+    """Poll `check()` until it returns something true (and return it); fail with `what`, never hang."""
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after {seconds}s")
+        time.sleep(0.5)
+    return result
 
 
 def pod_path(pod: dict) -> str:

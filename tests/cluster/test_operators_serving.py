@@ -46,7 +46,7 @@ import pytest
 from . import build
 from .conftest import ident
 from .controlplane import ApiError
-from .operators import Operators, inject_ca_bundle, serving_certificate
+from .operators import Operators, inject_ca_bundle, serving_certificate, wait_until
 
 DEPLOYMENT = "seldon-controller-manager"
 CERTGEN = "seldon-webhook-certgen"
@@ -97,15 +97,6 @@ def serving(cluster, environment, tmp_path_factory) -> Serving:
                                   WAIT)
         operator.settled = time.monotonic()  # the log is read a fixed time after the models are reconciled
         yield Serving(operators, operator, sdeps, ca)
-
-
-def wait_until(check, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {seconds}s")
-        time.sleep(0.5)
-    return result
 
 
 # --- the certificate Job's two steps, as its rendered args say ----------------------------------------

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import time
 
 import pytest
 
@@ -32,7 +31,7 @@ from kfgen.cli import main as kfgen
 from . import build
 from .conftest import ROOT, ident
 from .controlplane import ApiError
-from .operators import Operators
+from .operators import Operators, wait_until
 
 DEPLOYMENT = "training-operator"
 # Only probes and metrics are moved (flags of cmd/training-operator.v1/main.go, v1.8.1); the webhook stays on 9443.
@@ -56,15 +55,6 @@ def training(cluster, environment, tmp_path_factory):
         operator = operators.start(DEPLOYMENT, build.binary("training-operator"), moved=MOVED)
         cluster.applier().apply(tfjobs)
         yield operators, operator, tfjobs
-
-
-def wait_until(check, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {seconds}s")
-        time.sleep(0.5)
-    return result
 
 
 def replicas(tfjob: dict) -> list[tuple[str, int]]:
