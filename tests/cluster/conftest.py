@@ -20,7 +20,7 @@ import yaml
 
 from . import build
 from .argocd_sync import Applier, Synced, kubectl, load_folder, sync_environment
-from .controlplane import ApiError, ControlPlane
+from .controlplane import MERGE, ApiError, ControlPlane
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -138,7 +138,7 @@ class Cluster:
         api = self.api
         for app in api.request("GET", "/apis/argoproj.io/v1alpha1/applications").get("items", []):
             if app["metadata"].get("finalizers"):  # Argo CD's controller would clear these; it does not run here
-                api.request("PATCH", api.path(app), {"metadata": {"finalizers": None}}, content_type="application/merge-patch+json")
+                api.request("PATCH", api.path(app), {"metadata": {"finalizers": None}}, content_type=MERGE)
         for api_version, plural in CLUSTER_KINDS:
             for item in api.request("GET", f"/apis/{api_version}/{plural}").get("items", []):
                 meta = item["metadata"]
@@ -155,7 +155,7 @@ class Cluster:
                 # Its webhook (Emissary's apiext) never runs here: without this neither its objects
                 # nor their namespaces could be deleted.
                 api.request("PATCH", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}",
-                            {"spec": {"conversion": {"strategy": "None", "webhook": None}}}, content_type="application/merge-patch+json")
+                            {"spec": {"conversion": {"strategy": "None", "webhook": None}}}, content_type=MERGE)
         for crd in api.request("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")["items"]:
             if crd["metadata"]["name"] not in ARGOCD_CRD_NAMES:
                 api.request("DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}")
@@ -194,7 +194,7 @@ class Cluster:
                 items = []  # no longer served: nothing left to list
             if not items:
                 api.request("PATCH", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}",
-                            {"metadata": {"finalizers": None}}, content_type="application/merge-patch+json")
+                            {"metadata": {"finalizers": None}}, content_type=MERGE)
 
     def dirty(self) -> None:
         """Say that a test changed the cluster: the next user cleans it."""

@@ -48,23 +48,38 @@ def openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
+EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+MERGE = "application/merge-patch+json"  # a JSON merge patch's content type
+
+
+def make_ca(folder: Path, subject: str) -> None:
+    """A CA valid for two days: ca.key and ca.crt in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    openssl("req", "-x509", *EC_KEY, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", subject,
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=folder)
+
+
+def make_leaf(folder: Path, name: str, subject: str, extensions: str) -> None:
+    """A certificate signed by the folder's CA (make_ca): <name>.key and <name>.crt, with `extensions`
+    (an openssl extension file's text: subjectAltName, extendedKeyUsage)."""
+    (folder / f"{name}.ext").write_text(extensions)
+    openssl("req", "-new", *EC_KEY, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=folder)
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+            "-out", f"{name}.crt", "-extfile", f"{name}.ext", cwd=folder)
+
+
+def serving_extensions(names: list[str]) -> str:
+    """The extensions of a TLS server's certificate for `names` (each `DNS:host` or `IP:address`)."""
+    return f"subjectAltName={','.join(names)}\nextendedKeyUsage=serverAuth\n"
+
+
 def make_pki(folder: Path) -> None:
     """A CA, the API server's serving certificate, client certificates, the ServiceAccount key pair."""
-    folder.mkdir(parents=True, exist_ok=True)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=kfgen-test-ca",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=folder)
-    leaves = {
-        "apiserver": ("/CN=kube-apiserver", "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes.default.svc\n"
-                                            "extendedKeyUsage=serverAuth\n"),
-        "admin": ("/O=system:masters/CN=kfgen-admin", "extendedKeyUsage=clientAuth\n"),
-        "controller-manager": ("/CN=system:kube-controller-manager", "extendedKeyUsage=clientAuth\n"),
-    }
-    for name, (subject, extensions) in leaves.items():
-        (folder / f"{name}.ext").write_text(extensions)
-        openssl("req", "-new", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=folder)
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-                "-out", f"{name}.crt", "-extfile", f"{name}.ext", cwd=folder)
+    make_ca(folder, "/CN=kfgen-test-ca")
+    make_leaf(folder, "apiserver", "/CN=kube-apiserver",
+              serving_extensions(["IP:127.0.0.1", "IP:10.96.0.1", "DNS:localhost", "DNS:kubernetes.default.svc"]))
+    make_leaf(folder, "admin", "/O=system:masters/CN=kfgen-admin", "extendedKeyUsage=clientAuth\n")
+    make_leaf(folder, "controller-manager", "/CN=system:kube-controller-manager", "extendedKeyUsage=clientAuth\n")
     openssl("genrsa", "-out", "sa.key", "2048", cwd=folder)
     openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=folder)
 
@@ -218,6 +233,10 @@ class ControlPlane:
         body = self.api.request("POST", path, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                                                "spec": {"expirationSeconds": seconds}})
         return body["status"]["token"]
+
+    def api_as(self, namespace: str, service_account: str) -> "Api":
+        """A client that acts as the ServiceAccount (its bound token): RBAC applies as to its pods."""
+        return self.api.with_token(self.token(namespace, service_account))
 
     def kubeconfig_for(self, namespace: str, service_account: str, path: Path) -> Path:
         """A kubeconfig that authenticates as the ServiceAccount: what an operator run locally gets."""

@@ -30,7 +30,7 @@ import requests
 from . import build
 from .controlplane import ApiError, Process
 from .oauth_provider import Provider, make_certificate
-from .operators import Operators
+from .operators import Operators, deployment_pod
 from .sandbox import Node, Relay
 
 PROVIDER_ADDRESS = "127.0.0.2"  # the node's address for the provider's names (127.0.0.1:443 is the API server)
@@ -161,23 +161,6 @@ def hub_programs() -> tuple[Path, Path]:
     return folder / "venv" / "bin", folder / "proxy" / "node_modules" / ".bin"
 
 
-def pods_of(api, deployment: dict, seconds: float = 120) -> dict:
-    """The pod the controller-manager created for a Deployment (admitted: it exists)."""
-    namespace = deployment["metadata"]["namespace"]
-    selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
-    deadline = time.monotonic() + seconds
-    while True:
-        pods = api.request("GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": selector})["items"]
-        live = [p for p in pods if "deletionTimestamp" not in p["metadata"]]
-        if live:
-            return live[0]
-        if time.monotonic() > deadline:
-            events = api.request("GET", f"/api/v1/namespaces/{namespace}/events")["items"]
-            raise HubFailed(f"no pod of Deployment {namespace}/{deployment['metadata']['name']} after {seconds}s: "
-                            f"{[e.get('message') for e in events if e.get('reason') == 'FailedCreate']}")
-        time.sleep(0.5)
-
-
 def service_hosts(api, namespace: str) -> list[tuple[str, int, int]]:
     """(service, port, target port) of each Service of the namespace, named ports resolved on its pods."""
     out = []
@@ -211,9 +194,8 @@ def start_hub(cluster, synced, login: Login, public: str, folder: Path, ready_se
     """Run the synced environment's hub and proxy pods in a node; ready when the hub answers through the proxy."""
     api = cluster.api
     venv_bin, proxy_bin = hub_programs()
-    objects = synced.objects
-    hub_deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "hub")
-    proxy_deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "proxy")
+    kubelet = Operators(cluster, synced, folder / "pods")  # the operator runner's volumes and environment; it runs nothing here
+    hub_deployment, proxy_deployment = kubelet.deployment("hub"), kubelet.deployment("proxy")
     namespace = hub_deployment["metadata"]["namespace"]
     seconds: dict[str, float] = {}
     start = time.monotonic()
@@ -223,11 +205,10 @@ def start_hub(cluster, synced, login: Login, public: str, folder: Path, ready_se
               "oauth-client-id": f"kfgen-test-{secrets.token_hex(4)}", "oauth-client-secret": secrets.token_hex(16)}
     put_secret(api, namespace, secret_name, secret)
 
-    hub_pod, proxy_pod = pods_of(api, hub_deployment), pods_of(api, proxy_deployment)
+    hub_pod, proxy_pod = deployment_pod(api, hub_deployment), deployment_pod(api, proxy_deployment)
     seconds["pods"] = time.monotonic() - start
     hub_container = next(c for c in hub_pod["spec"]["containers"] if c["name"] == "hub")
     proxy_container = proxy_pod["spec"]["containers"][0]
-    kubelet = Operators(cluster, synced, folder / "pods")  # the operator runner's volumes and environment; it runs nothing here
     mounts = kubelet.project_volumes(hub_container, hub_pod, folder / "volumes" / "hub") + \
         kubelet.project_volumes(proxy_container, proxy_pod, folder / "volumes" / "proxy")
     in_cluster = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}  # what the kubelet adds: the relayed API server

@@ -19,20 +19,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
 
-from .controlplane import openssl
+from .controlplane import make_ca, make_leaf, serving_extensions
 
 
 def make_certificate(folder: Path, hosts: list[str]) -> tuple[Path, Path, Path]:
     """(CA, certificate, key): a CA and a serving certificate for `hosts` (and 127.0.0.1)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=kfgen-test-oauth-ca",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=folder)
-    names = ",".join([*(f"DNS:{h}" for h in hosts), "IP:127.0.0.1"])
-    (folder / "leaf.ext").write_text(f"subjectAltName={names}\nextendedKeyUsage=serverAuth\n")
-    openssl("req", "-new", *ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", f"/CN={hosts[0]}", cwd=folder)
-    openssl("x509", "-req", "-in", "leaf.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-            "-out", "leaf.crt", "-extfile", "leaf.ext", cwd=folder)
+    make_ca(folder, "/CN=kfgen-test-oauth-ca")
+    make_leaf(folder, "leaf", f"/CN={hosts[0]}", serving_extensions([*(f"DNS:{h}" for h in hosts), "IP:127.0.0.1"]))
     return folder / "ca.crt", folder / "leaf.crt", folder / "leaf.key"
 
 

@@ -54,10 +54,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .argocd_sync import WEBHOOK_KINDS
-from .controlplane import ApiError, Process, _die_with_parent, free_port, openssl
+from .controlplane import MERGE, ApiError, Process, _die_with_parent, free_port, make_ca, make_leaf, serving_extensions
 
 NODE = "kfgen-local"
-MERGE = "application/merge-patch+json"
 PROBLEM = re.compile(r"forbidden|unknown field|strict decoding error", re.IGNORECASE)
 SETTLE_SECONDS = 20  # how long the log is watched after the operator is ready
 READY_SECONDS = 180  # generous: the machine's two cores are shared with other control planes
@@ -191,6 +190,15 @@ class Operators:
             self.cluster.applier().apply(configurations)
         return configurations
 
+    def withdraw(self, objects: list[dict], seconds: float = 60) -> None:
+        """Delete objects the sync created and wait until they are gone, so that they can be sent again
+        once the operator is up, as Argo CD's later sync wave sends them (through its webhook)."""
+        for obj in objects:
+            self.api.request("DELETE", self.api.path(obj))
+        for obj in objects:
+            wait_until(lambda o=obj: not self.api.exists(self.api.path(o)), seconds,
+                       f"{obj['kind']} {obj['metadata'].get('namespace')}/{obj['metadata']['name']} deleted")
+
     # --- running one ---------------------------------------------------------------------------------
 
     def start(self, deployment_name: str, binary: Path | None, *, container: str | None = None,
@@ -319,18 +327,7 @@ class Operators:
 
     def _adopt_pod(self, deployment: dict) -> dict:
         """The first pod the ReplicaSet controller made for the Deployment, bound to the Node and Running (not yet Ready)."""
-        namespace = deployment["metadata"]["namespace"]
-        selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
-        deadline = time.monotonic() + 120
-        while True:
-            pods = self.api.request("GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": selector})["items"]
-            pods = [p for p in pods if "deletionTimestamp" not in p["metadata"]]
-            if pods:
-                break
-            if time.monotonic() > deadline:
-                raise OperatorError(f"no pod of Deployment {namespace}/{deployment['metadata']['name']} after 120s")
-            time.sleep(0.5)
-        pod = sorted(pods, key=lambda p: p["metadata"]["name"])[0]
+        pod = deployment_pod(self.api, deployment)
         self.run_pod(pod)
         return self.api.request("GET", pod_path(pod))
 
@@ -499,16 +496,7 @@ class Operators:
         Mount points that do not exist on this machine are created first (empty directories)."""
         if not shutil.which("unshare"):
             raise OperatorError("unshare (util-linux) is not on PATH: the operators' volumes cannot be mounted")
-        script = ["set -e"]
-        for source, target, read_only in mounts:
-            if source.is_dir():
-                script.append(f"mkdir -p {shlex.quote(target)}")
-            else:
-                script.append(f"mkdir -p {shlex.quote(str(Path(target).parent))} && touch {shlex.quote(target)}")
-            script.append(f"mount --bind {shlex.quote(str(source))} {shlex.quote(target)}")
-            if read_only:
-                script.append(f"mount -o remount,bind,ro {shlex.quote(target)}")
-        script.append('exec "$@"')
+        script = ["set -e", *bind_mount_lines(mounts), 'exec "$@"']
         unshare = ["unshare", "--mount", "--propagation", "private"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
         log = work / f"{name}.log"
         with open(log, "wb") as out:
@@ -549,6 +537,23 @@ class Operators:
         return any(a.get("ip") == self.address for s in endpoints.get("subsets") or [] for a in s.get("addresses") or [])
 
 
+def bind_mount_lines(mounts: list[tuple[Path, str, bool]]) -> list[str]:
+    """Shell lines that bind each (local path, mountPath, read only) at its mountPath, as the kubelet
+    mounts a pod's volumes: the mount point made first (a folder, or an empty file for a file). A
+    mountPath that the local paths lie under (an emptyDir at /tmp, where the test's folders are) is
+    bound last: bound first, it would hide them from the mounts after it."""
+    lines = []
+    for source, target, read_only in sorted(mounts, key=lambda m: any(other.is_relative_to(m[1]) for other, _, _ in mounts)):
+        if source.is_dir():
+            lines.append(f"mkdir -p {shlex.quote(target)}")
+        else:
+            lines.append(f"mkdir -p {shlex.quote(str(Path(target).parent))} && touch {shlex.quote(target)}")
+        lines.append(f"mount --bind {shlex.quote(str(source))} {shlex.quote(target)}")
+        if read_only:
+            lines.append(f"mount -o remount,bind,ro {shlex.quote(target)}")
+    return lines
+
+
 def file_modes(volume: dict) -> dict[str | None, int]:
     """{path: mode} of a volume's files as the kubelet sets them; None: the volume's defaultMode (0644 unless said)."""
     kind = next(k for k in ("secret", "configMap", "projected", "downwardAPI", "emptyDir", "persistentVolumeClaim") if k in volume)
@@ -572,6 +577,28 @@ def wait_until(check, seconds: float, what: str):
     return result
 
 
+def label_selector(deployment: dict) -> str:
+    """The Deployment's matchLabels as a label selector query."""
+    return ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+
+
+def deployment_pod(api, deployment: dict, seconds: float = 120) -> dict:
+    """The first live pod the controller-manager created for a Deployment (admitted: it exists); if
+    none comes, the failure says what admission refused (FailedCreate events)."""
+    namespace = deployment["metadata"]["namespace"]
+    deadline = time.monotonic() + seconds
+    while True:
+        pods = api.request("GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": label_selector(deployment)})["items"]
+        live = sorted((p for p in pods if "deletionTimestamp" not in p["metadata"]), key=lambda p: p["metadata"]["name"])
+        if live:
+            return live[0]
+        if time.monotonic() > deadline:
+            events = api.request("GET", f"/api/v1/namespaces/{namespace}/events")["items"]
+            raise OperatorError(f"no pod of Deployment {namespace}/{deployment['metadata']['name']} after {seconds}s: "
+                                f"{[e.get('message') for e in events if e.get('reason') == 'FailedCreate']}")
+        time.sleep(0.5)
+
+
 def pod_path(pod: dict) -> str:
     return f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/{pod['metadata']['name']}"
 
@@ -590,14 +617,8 @@ def expand(text: str, env: dict[str, str]) -> str:
 def serving_certificate(folder: Path, hosts: list[str]) -> dict[str, bytes]:
     """A CA and a serving certificate for `hosts` (openssl), as a certificate Job (kube-webhook-certgen)
     would make: {"ca.crt", "tls.crt", "tls.key"} in PEM."""
-    folder.mkdir(parents=True, exist_ok=True)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=webhook-ca",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=folder)
-    (folder / "tls.ext").write_text(f"subjectAltName={','.join('DNS:' + h for h in hosts)}\nextendedKeyUsage=serverAuth\n")
-    openssl("req", "-new", *ec, "-keyout", "tls.key", "-out", "tls.csr", "-subj", f"/CN={hosts[0]}", cwd=folder)
-    openssl("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-            "-out", "tls.crt", "-extfile", "tls.ext", cwd=folder)
+    make_ca(folder, "/CN=webhook-ca")
+    make_leaf(folder, "tls", f"/CN={hosts[0]}", serving_extensions([f"DNS:{h}" for h in hosts]))
     return {name: (folder / name).read_bytes() for name in ("ca.crt", "tls.crt", "tls.key")}
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ctypes
 import os
 import select
-import shlex
 import shutil
 import signal
 import socket
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .controlplane import Process, _die_with_parent
+from .operators import bind_mount_lines
 
 CLONE_NEWNET = 0x40000000
 OVERLAID = ("/etc", "/usr", "/srv", "/run")  # where a mountPath may need a folder the host does not have
@@ -133,7 +133,7 @@ class Node:
 
     def boot(self, mounts: list[tuple[Path, str, bool]], hosts: dict[str, str], ca: Path | None = None) -> None:
         """Make the namespaces: loopback up, overlays, /etc/hosts, the CA trusted, each (folder,
-        mountPath, read only) of `mounts` bound (a path the others' folders lie under is bound last)."""
+        mountPath, read only) of `mounts` bound as the operator runner binds them."""
         self.folder.mkdir(parents=True, exist_ok=True)
         lines = ["set -e", "ip link set lo up"]
         for top in OVERLAID:
@@ -146,11 +146,7 @@ class Node:
         lines.append(f"cat {self.folder / 'hosts'} > /etc/hosts")
         if ca is not None:
             lines.append(f"cat {ca} >> /etc/ssl/certs/ca-certificates.crt")
-        for source, target, read_only in sorted(mounts, key=lambda m: any(other.is_relative_to(m[1]) for other, _, _ in mounts)):
-            lines += [f"mkdir -p {shlex.quote(target)}", f"mount --bind {shlex.quote(str(source))} {shlex.quote(target)}"]
-            if read_only:
-                lines.append(f"mount -o remount,bind,ro {shlex.quote(target)}")
-        lines += ["echo node-ready", "exec sleep 86400"]
+        lines += [*bind_mount_lines(mounts), "echo node-ready", "exec sleep 86400"]
         script = self.folder / "boot.sh"
         script.write_text("\n".join(lines) + "\n")
         log = self.folder / "node.log"

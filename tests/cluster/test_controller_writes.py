@@ -20,9 +20,8 @@ import pytest
 
 from .argocd_sync import load_folder
 from .conftest import UPSTREAM, ident, upstream_crds
-from .controlplane import ApiError
+from .controlplane import MERGE, ApiError
 
-MERGE = "application/merge-patch+json"
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"
 IGNORED_METADATA = ("uid", "resourceVersion", "creationTimestamp", "managedFields")
 

@@ -38,14 +38,13 @@ from dataclasses import dataclass, field
 import pytest
 
 from . import build
-from .controlplane import ApiError
+from .controlplane import MERGE, ApiError
 from .operators import Operators, pod_path
 
 DEPLOYMENT = "workflow-controller"
 GROUP = "/apis/argoproj.io/v1alpha1"
 WORKFLOW_LABEL = "workflows.argoproj.io/workflow"
 COMPLETED_LABEL = "workflows.argoproj.io/report-outputs-completed"
-MERGE = "application/merge-patch+json"
 SCHEDULED = 1798765200  # 2027-01-01T01:00:00Z, a made-up scheduled run
 
 
@@ -77,8 +76,8 @@ def pipelines(cluster, environment, tmp_path_factory):
     with Operators(cluster, synced, tmp_path_factory.mktemp("pipelines")) as operators:
         operator = operators.start(DEPLOYMENT, build.binary("workflow-controller"))
         deployment = operator.deployment
-        controller = operators.api.with_token(operators.cluster.plane.token(
-            deployment["metadata"]["namespace"], deployment["spec"]["template"]["spec"]["serviceAccountName"]))
+        controller = operators.cluster.plane.api_as(deployment["metadata"]["namespace"],
+                                                    deployment["spec"]["template"]["spec"]["serviceAccountName"])
         runs = [Run(f"WorkflowTemplate {t['metadata']['name']}", submitted(operators.api, t))
                 for t in operators.rendered("WorkflowTemplate") if t["spec"].get("entrypoint")]
         runs += [Run(f"CronWorkflow {c['metadata']['name']}", scheduled(operators.api, controller, c))
@@ -178,7 +177,7 @@ def play_step(operators: Operators, pod: dict) -> dict:
     wait = env_of(next(c for c in pod["spec"]["containers"] if c["name"] == "wait"))
     init = env_of(next(c for c in pod["spec"].get("initContainers") or [] if c["name"] == "init"))
     template = json.loads(init["ARGO_TEMPLATE"])
-    executor = api.with_token(operators.cluster.plane.token(namespace, pod["spec"].get("serviceAccountName") or "default"))
+    executor = operators.cluster.plane.api_as(namespace, pod["spec"].get("serviceAccountName") or "default")
     operators.run_pod(pod)
     node = wait["ARGO_NODE_ID"]
     results = f"{GROUP}/namespaces/{namespace}/workflowtaskresults"
@@ -277,7 +276,7 @@ def test_the_executor_is_refused_what_it_may_not_do(pipelines):
     if pod is None:
         pytest.skip("no step ran")
     namespace = pod["metadata"]["namespace"]
-    executor = operators.api.with_token(operators.cluster.plane.token(namespace, pod["spec"].get("serviceAccountName") or "default"))
+    executor = operators.cluster.plane.api_as(namespace, pod["spec"].get("serviceAccountName") or "default")
     with pytest.raises(ApiError) as refused:
         executor.request("POST", f"/api/v1/namespaces/{namespace}/pods",
                          {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "not-allowed"},

@@ -46,7 +46,7 @@ import pytest
 from . import build
 from .conftest import ident
 from .controlplane import ApiError
-from .operators import Operators, inject_ca_bundle, serving_certificate, wait_until
+from .operators import Operators, inject_ca_bundle, label_selector, serving_certificate, wait_until
 
 DEPLOYMENT = "seldon-controller-manager"
 CERTGEN = "seldon-webhook-certgen"
@@ -80,10 +80,7 @@ def serving(cluster, environment, tmp_path_factory) -> Serving:
     api = cluster.api
     folder = tmp_path_factory.mktemp("serving")
     with Operators(cluster, synced, folder) as operators:
-        for sdep in sdeps:
-            api.request("DELETE", api.path(sdep))
-        for sdep in sdeps:
-            wait_until(lambda s=sdep: not api.exists(api.path(s)), 60, f"{ident(sdep)} deleted")
+        operators.withdraw(sdeps)
         ca = certgen_create(operators, folder / "certgen")
         operator = operators.start(DEPLOYMENT, build.binary("seldon-manager"), moved=MOVED)
         for configuration in operators.apply_webhooks(DEPLOYMENT):
@@ -254,7 +251,7 @@ def test_every_predictor_gets_its_pods_admitted(serving):
         namespace = sdep["metadata"]["namespace"]
         for predictor in sdep["spec"]["predictors"]:
             deployment = stored_deployment(api, sdep, predictor)
-            selector = ",".join(f"{k}={v}" for k, v in deployment["spec"]["selector"]["matchLabels"].items())
+            selector = label_selector(deployment)
             want = deployment["spec"].get("replicas", 1)
 
             def created(selector=selector, prefix=deployment["metadata"]["name"] + "-"):

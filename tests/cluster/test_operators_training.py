@@ -31,7 +31,7 @@ from kfgen.cli import main as kfgen
 from . import build
 from .conftest import ROOT, ident
 from .controlplane import ApiError
-from .operators import Operators, wait_until
+from .operators import Operators
 
 DEPLOYMENT = "training-operator"
 # Only probes and metrics are moved (flags of cmd/training-operator.v1/main.go, v1.8.1); the webhook stays on 9443.
@@ -47,10 +47,7 @@ def training(cluster, environment, tmp_path_factory):
     if not tfjobs:
         pytest.skip("no TFJobs in this environment")
     with Operators(cluster, synced, tmp_path_factory.mktemp("training")) as operators:
-        for job in tfjobs:
-            cluster.api.request("DELETE", cluster.api.path(job))
-        for job in tfjobs:
-            wait_until(lambda j=job: not cluster.api.exists(cluster.api.path(j)), 60, f"{ident(job)} deleted")
+        operators.withdraw(tfjobs)
         operators.apply_webhooks(DEPLOYMENT)
         operator = operators.start(DEPLOYMENT, build.binary("training-operator"), moved=MOVED)
         cluster.applier().apply(tfjobs)
